@@ -1,0 +1,31 @@
+"""Expectations on one day's parsed lines and on its ingest accounting.
+
+Two batches are validated: ``lines`` (the parsed partition) and ``ingest`` (a one-row frame made
+from the ingest report). Bounds come from the source YAML (``validation.parsed_lines``).
+"""
+
+PARSED_SCHEMA = [
+    "source_file", "ts", "level", "component", "message", "masked", "session_id", "template_id",
+    "fields", "encoding_repaired",
+]
+
+
+def build_expectations(bounds: dict) -> dict:
+    import great_expectations.expectations as gxe
+
+    return {
+        "lines": [
+            gxe.ExpectTableColumnsToMatchSet(column_set=PARSED_SCHEMA, exact_match=True),
+            gxe.ExpectTableRowCountToBeBetween(min_value=int(bounds.get("min_lines", 1))),
+            gxe.ExpectColumnValuesToNotBeNull(column="ts"),
+            gxe.ExpectColumnValuesToNotBeNull(column="message"),
+            gxe.ExpectColumnValuesToNotBeNull(column="template_id", mostly=float(bounds.get("min_template_share", 0.99))),
+            gxe.ExpectColumnValuesToNotBeNull(column="session_id", mostly=float(bounds.get("min_session_share", 0.0))),
+        ],
+        "ingest": [
+            gxe.ExpectColumnValuesToBeBetween(
+                column="quarantine_rate", min_value=0.0, max_value=float(bounds.get("max_quarantine_rate", 0.05))
+            ),
+            gxe.ExpectColumnValuesToBeBetween(column="unaccounted_lines", min_value=0, max_value=0),
+        ],
+    }

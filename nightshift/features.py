@@ -1,0 +1,103 @@
+"""Session features: one row per session with event counts by template and simple statistics.
+
+The same columns feed training (pandas) and the model's input (see ``nightshift.modeling``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+WARN_LEVELS = ("WARN", "WARNING")
+ERROR_LEVELS = ("ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
+FEATURE_COLUMNS = [
+    "session_id", "start_ts", "end_ts", "duration_s", "line_count", "warn_count", "error_count",
+    "event_counts", "label",
+]
+
+
+def session_features(parsed: "DataFrame") -> "DataFrame":
+    """Aggregate parsed lines (``session_id``, ``ts``, ``level``, ``template_id``) into sessions.
+
+    Lines without a session id belong to no session and are not counted here.
+    ``event_counts`` maps a template id (as a string) to the number of lines of that template.
+    """
+    from pyspark.sql import functions as F
+
+    in_session = parsed.filter(F.col("session_id").isNotNull())
+    per_template = in_session.groupBy("session_id", "template_id").agg(F.count(F.lit(1)).alias("n"))
+    counts = per_template.groupBy("session_id").agg(
+        F.map_from_entries(
+            F.array_sort(F.collect_list(F.struct(F.col("template_id").cast("string").alias("k"), F.col("n").alias("v"))))
+        ).alias("event_counts")
+    )
+    stats = in_session.groupBy("session_id").agg(
+        F.min("ts").alias("start_ts"),
+        F.max("ts").alias("end_ts"),
+        F.count(F.lit(1)).alias("line_count"),
+        F.sum(F.col("level").isin(*WARN_LEVELS).cast("long")).alias("warn_count"),
+        F.sum(F.col("level").isin(*ERROR_LEVELS).cast("long")).alias("error_count"),
+    )
+    return stats.join(counts, "session_id").withColumn(
+        "duration_s", F.col("end_ts").cast("double") - F.col("start_ts").cast("double")
+    )
+
+
+def attach_labels(features: "DataFrame", labels: "DataFrame | None") -> "DataFrame":
+    """Left-join ``session_id,label`` labels; ``label`` is null where no label has arrived."""
+    from pyspark.sql import functions as F
+
+    if labels is None:
+        return features.withColumn("label", F.lit(None).cast("int")).select(*FEATURE_COLUMNS)
+    return features.join(labels.select("session_id", "label"), "session_id", "left").select(*FEATURE_COLUMNS)
+
+
+def read_labels(spark: "SparkSession", path) -> "DataFrame | None":
+    """Read a ``session_id,label`` CSV; labels other than 0/1 become null. ``None`` if absent."""
+    from pathlib import Path
+
+    from pyspark.sql import functions as F
+
+    if not Path(path).exists():
+        return None
+    raw = spark.read.option("header", True).schema("session_id string, label string").csv(str(path))
+    label = F.try_cast(F.trim(F.col("label")), "int")
+    return raw.select(F.trim("session_id").alias("session_id"), F.when(label.isin(0, 1), label).alias("label")).dropDuplicates(
+        ["session_id"]
+    )
+
+
+def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dict:
+    """Build the day's session features from its parsed partition; write them and a report."""
+    import logging
+
+    from pyspark.sql import functions as F
+
+    parsed_dir = lake.parsed_dir(source_name, day)
+    if not parsed_dir.exists():
+        raise FileNotFoundError(f"no parsed data for {source_name} {day}: run ingest first ({parsed_dir})")
+    parsed = spark.read.parquet(str(parsed_dir))
+    labels = read_labels(spark, lake.labels_file(source_name, day))
+    features = attach_labels(session_features(parsed), labels)
+    out = lake.features_dir(source_name, day)
+    features.write.mode("overwrite").parquet(str(out))
+    written = spark.read.parquet(str(out))
+    row = written.agg(
+        F.count(F.lit(1)).alias("sessions"),
+        F.count("label").alias("labelled"),
+        F.sum("label").alias("anomalous"),
+    ).first()
+    report = {
+        "source": source_name,
+        "day": day,
+        "sessions": row["sessions"],
+        "labelled_sessions": row["labelled"],
+        "anomalous_sessions": int(row["anomalous"] or 0),
+        "label_rate": (float(row["anomalous"] or 0) / row["labelled"]) if row["labelled"] else None,
+        "labels_file": lake.labels_file(source_name, day).exists(),
+    }
+    lake.write_report(source_name, day, "features", report)
+    logging.getLogger("nightshift.features").info("features %s %s: %s", source_name, day, report)
+    return report

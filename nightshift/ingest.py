@@ -1,0 +1,220 @@
+"""Ingest: split raw log lines into fields, mask variables, assign template ids.
+
+Everything per line runs as Spark SQL expressions in the JVM; only the distinct masked messages
+(far fewer than lines) reach Python, where the template store assigns them stable ids.
+Every input line ends up either parsed or quarantined with a reason, never dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nightshift.sources import SourceConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+FIELD_SEPARATOR = "\u0001"
+
+# Quarantine reasons, in the order they are checked.
+REASON_EMPTY = "empty_line"
+REASON_CONTROL = "control_character"
+REASON_FORMAT = "format_mismatch"
+REASON_TIMESTAMP = "bad_timestamp"
+
+PARSED_COLUMNS = [
+    "source_file", "ts", "level", "component", "message", "masked", "session_id", "template_id",
+    "fields", "encoding_repaired",
+]
+QUARANTINE_COLUMNS = ["source_file", "raw_line", "reason"]
+
+
+def read_raw_lines(spark: "SparkSession", paths: list[str]) -> "DataFrame":
+    """Read raw text files (``.gz`` is decompressed) as one row per line: ``value``, ``source_file``."""
+    from pyspark.sql import functions as F
+
+    return spark.read.text(paths).select("value", F.col("_metadata.file_name").alias("source_file"))
+
+
+def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
+    """Split each line by the source's format and decide parsed vs quarantined.
+
+    Takes ``value`` (raw line) and ``source_file``; returns one row per input line with
+    ``raw_line``, ``reason`` (null when parsed) and the parsed columns (null when quarantined).
+    The format regex runs once per line: a matching line is rewritten into its fields joined by
+    a control character, which is then split.
+    """
+    from pyspark.sql import functions as F
+
+    fmt = source.log_format
+    line = F.make_valid_utf8(F.col("value"))
+    replacement = FIELD_SEPARATOR + FIELD_SEPARATOR.join("${%s}" % name for name in fmt.fields)
+    joined = F.regexp_replace(line, "(?s)" + fmt.regex, replacement)
+    has_control = F.instr(line, FIELD_SEPARATOR) > 0
+    matched = joined.startswith(FIELD_SEPARATOR) & ~has_control
+    parts = F.split(F.substring(joined, 2, 1 << 30), FIELD_SEPARATOR, len(fmt.fields))
+
+    def field(name: str):
+        return parts.getItem(fmt.fields.index(name))
+
+    ts_text = F.concat_ws(" ", *[field(name) for name in source.timestamp_fields])
+    ts = F.try_to_timestamp(ts_text, F.lit(source.timestamp_format))
+    reason = (
+        F.when(F.trim(line) == "", F.lit(REASON_EMPTY))
+        .when(has_control, F.lit(REASON_CONTROL))
+        .when(~matched, F.lit(REASON_FORMAT))
+        .when(ts.isNull(), F.lit(REASON_TIMESTAMP))
+    )
+    message = F.regexp_replace(field(source.message_field), "\r$", "")
+    masked = message
+    for mask in source.masks:
+        masked = F.regexp_replace(masked, mask.regex, mask.replacement.replace("$", "\\$"))
+    session_id = F.regexp_extract(message, source.session_id_regex, 0)
+
+    def when_parsed(col):
+        return F.when(F.col("reason").isNull(), col)
+
+    return (
+        lines.select(
+            "source_file",
+            line.alias("raw_line"),
+            (~F.is_valid_utf8(F.col("value"))).alias("encoding_repaired"),
+            joined.alias("_joined"),
+            matched.alias("_matched"),
+            parts.alias("_parts"),
+            ts.alias("_ts"),
+            reason.alias("reason"),
+            message.alias("_message"),
+            masked.alias("_masked"),
+            session_id.alias("_session_id"),
+        )
+        .select(
+            "source_file",
+            "raw_line",
+            "reason",
+            "encoding_repaired",
+            when_parsed(F.col("_ts")).alias("ts"),
+            when_parsed(_optional_field(fmt, "_parts", source.level_field, upper=True)).alias("level"),
+            when_parsed(_optional_field(fmt, "_parts", source.component_field)).alias("component"),
+            when_parsed(F.col("_message")).alias("message"),
+            when_parsed(F.col("_masked")).alias("masked"),
+            when_parsed(F.nullif(F.col("_session_id"), F.lit(""))).alias("session_id"),
+            when_parsed(F.map_from_arrays(F.array(*[F.lit(n) for n in fmt.fields]), F.col("_parts"))).alias("fields"),
+        )
+    )
+
+
+def _optional_field(fmt, parts_col: str, name: str | None, upper: bool = False):
+    from pyspark.sql import functions as F
+
+    if name is None:
+        return F.lit(None).cast("string")
+    col = F.trim(F.col(parts_col).getItem(fmt.fields.index(name)))
+    return F.upper(col) if upper else col
+
+
+def attach_template_ids(parsed: "DataFrame", assignments: dict[str, int]) -> "DataFrame":
+    """Join each parsed line to the template id of its masked message (a broadcast join)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+
+    schema = StructType([StructField("masked", StringType(), False), StructField("template_id", IntegerType(), False)])
+    mapping = parsed.sparkSession.createDataFrame(sorted(assignments.items()), schema)
+    return parsed.join(F.broadcast(mapping), on="masked", how="left").select(*PARSED_COLUMNS)
+
+
+class IngestError(RuntimeError):
+    """Ingest cannot run for this day (no input, or the line accounting does not balance)."""
+
+
+def raw_files(raw_dir) -> list[str]:
+    """The day's raw files (hidden files and ``_``-prefixed markers skipped), sorted."""
+    from pathlib import Path
+
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise IngestError(f"no raw data: {raw_dir} does not exist")
+    files = sorted(str(p) for p in raw_dir.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    return files
+
+
+def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> dict:
+    """Ingest one day of one source: write parsed and quarantine partitions, update the template
+    store, and return (and write) the ingest report. Re-running replaces only this day's output."""
+    import logging
+
+    from pyspark.sql import functions as F
+
+    from nightshift.templates import TemplateStore
+
+    log = logging.getLogger("nightshift.ingest")
+    files = raw_files(lake.raw_dir(source.name, day))
+    parsed_dir, quarantine_dir = lake.parsed_dir(source.name, day), lake.quarantine_dir(source.name, day)
+    if files:
+        lines = read_raw_lines(spark, files)
+    else:
+        log.warning("no raw files for %s %s: writing an empty day", source.name, day)
+        lines = spark.createDataFrame([], "value string, source_file string")
+    input_lines = lines.count()
+
+    classified = classify_lines(lines, source)
+    parsed = classified.filter(F.col("reason").isNull())
+    store_path = lake.template_store_file(source.name)
+    store = TemplateStore.load(store_path, **_drain_params(source))
+    distinct_masked = [row.masked for row in parsed.select("masked").distinct().collect()]
+    assignments = store.assign(distinct_masked, day)
+    attach_template_ids(parsed, assignments).write.mode("overwrite").parquet(str(parsed_dir))
+    classified.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).write.mode("overwrite").parquet(
+        str(quarantine_dir)
+    )
+    store.save(store_path)
+
+    written_parsed = spark.read.parquet(str(parsed_dir))
+    parsed_lines = written_parsed.count()
+    quarantined = spark.read.parquet(str(quarantine_dir))
+    quarantined_lines = quarantined.count()
+    reasons = {r["reason"]: r["count"] for r in quarantined.groupBy("reason").count().collect()}
+    stats = written_parsed.agg(
+        F.count("template_id").alias("with_template"),
+        F.count("session_id").alias("with_session"),
+        F.countDistinct("session_id").alias("sessions"),
+        F.sum(F.col("encoding_repaired").cast("long")).alias("encoding_repaired"),
+    ).first()
+    report = {
+        "source": source.name,
+        "source_version": source.version,
+        "day": day,
+        "files": [f.rsplit("/", 1)[-1] for f in files],
+        "input_lines": input_lines,
+        "parsed_lines": parsed_lines,
+        "quarantined_lines": quarantined_lines,
+        "quarantine_rate": (quarantined_lines / input_lines) if input_lines else 0.0,
+        "quarantine_reasons": reasons,
+        "lines_with_template": stats["with_template"],
+        "lines_with_session": stats["with_session"],
+        "sessions": stats["sessions"],
+        "encoding_repaired_lines": stats["encoding_repaired"] or 0,
+        "distinct_messages": len(distinct_masked),
+        "templates_used": len(set(assignments.values())),
+        "new_templates": store.new_template_ids(day),
+        "template_store_version": store.version,
+    }
+    lake.write_report(source.name, day, "ingest", report)
+    log.info(
+        "ingest %s %s: %d input lines = %d parsed + %d quarantined %s",
+        source.name, day, input_lines, parsed_lines, quarantined_lines, reasons,
+    )
+    if parsed_lines + quarantined_lines != input_lines:
+        raise IngestError(
+            f"line accounting failed for {source.name} {day}: {input_lines} input != "
+            f"{parsed_lines} parsed + {quarantined_lines} quarantined"
+        )
+    return report
+
+
+def _drain_params(source: SourceConfig) -> dict:
+    return {
+        "depth": int(source.drain.get("depth", 4)),
+        "similarity_threshold": float(source.drain.get("similarity_threshold", 0.5)),
+        "max_children": int(source.drain.get("max_children", 100)),
+    }

@@ -1,0 +1,167 @@
+"""The persisted, versioned store of template ids for one log source.
+
+One JSON file (``Lake.template_store_file``) holds the Drain miner state (:mod:`nightshift.drain`)
+and a history: every ``version`` (incremented on each save that added templates) with the day that
+produced it and the ids it added, and for every template id the day it was first seen.
+
+Template ids are stable: they are never renumbered, a later day can only add new ids or generalise
+existing templates. :meth:`TemplateStore.assign` works in two passes so that re-running a day (or
+any earlier day) learns nothing and returns the same ids:
+
+1. learn: every distinct message, in sorted order, that is not already an instance of a template
+   (:meth:`TemplateMiner.match`) is fed to Drain (:meth:`TemplateMiner.add`);
+2. map: every message gets the id of the template it is an instance of, looked up after learning.
+
+After pass 1 every message of the day matches some template and keeps matching for ever (templates
+only generalise, and never below the similarity threshold), so a re-run's pass 1 is a no-op and its
+pass 2 sees the same state: same ids, nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from nightshift.drain import TemplateMiner
+from nightshift.lake import check_day, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = "nightshift.templates/1"
+
+
+class TemplateStore:
+    """Stable template ids for one source, backed by a Drain miner and a per-day history."""
+
+    def __init__(
+        self,
+        miner: TemplateMiner,
+        version: int = 0,
+        history: list[dict[str, Any]] | None = None,
+        first_seen: dict[int, str] | None = None,
+    ) -> None:
+        self._miner = miner
+        self._version = version
+        self._history: list[dict[str, Any]] = list(history or [])
+        self._first_seen: dict[int, str] = dict(first_seen or {})
+        self._pending: dict[str, list[int]] = {}  # day -> ids added since the last save
+
+    # -- loading and saving -------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str,
+        depth: int = 4,
+        similarity_threshold: float = 0.5,
+        max_children: int = 100,
+    ) -> TemplateStore:
+        """Load the store at ``path``, or create an empty one if the file does not exist.
+
+        For an existing store the stored miner parameters win; a warning is logged when they
+        differ from the ones given.
+        """
+        path = Path(path)
+        wanted = TemplateMiner(depth, similarity_threshold, max_children)
+        if not path.exists():
+            return cls(wanted)
+        with path.open() as fh:
+            payload = json.load(fh)
+        if payload.get("format") != STORE_FORMAT:
+            raise ValueError(f"{path}: unsupported template store format {payload.get('format')!r}")
+        miner = TemplateMiner.from_dict(payload["miner"])
+        if miner.parameters() != wanted.parameters():
+            log.warning(
+                "template store %s was built with %s; ignoring the requested %s",
+                path,
+                miner.parameters(),
+                wanted.parameters(),
+            )
+        return cls(
+            miner,
+            version=int(payload["version"]),
+            history=payload["versions"],
+            first_seen={int(k): str(v) for k, v in payload["first_seen"].items()},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON payload as it would be saved now (pending additions not yet versioned)."""
+        return {
+            "format": STORE_FORMAT,
+            "version": self._version,
+            "versions": self._history,
+            "first_seen": {str(k): v for k, v in sorted(self._first_seen.items())},
+            "miner": self._miner.to_dict(),
+        }
+
+    def save(self, path: Path | str) -> None:
+        """Write the store to ``path`` atomically.
+
+        Each day that added templates since the last save becomes a new version (normally one
+        per save).
+        """
+        version = self._version
+        history = list(self._history)
+        for day, ids in self._pending.items():
+            version += 1
+            history.append({"version": version, "day": day, "added": sorted(ids)})
+        payload = self.to_dict() | {"version": version, "versions": history}
+        write_json_atomic(Path(path), payload)
+        self._version, self._history, self._pending = version, history, {}
+
+    # -- template ids -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """The saved version: how many saves added templates."""
+        return self._version
+
+    @property
+    def miner(self) -> TemplateMiner:
+        return self._miner
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One ``{"version", "day", "added"}`` record per saved version, oldest first."""
+        return [dict(entry) for entry in self._history]
+
+    def assign(self, messages: Iterable[str], day: str) -> dict[str, int]:
+        """Map every distinct masked message to a template id, learning new templates.
+
+        Messages are processed in sorted order, so the result does not depend on input order.
+        Ids created here are recorded as first seen on ``day``.
+        """
+        check_day(day)
+        distinct = sorted(set(messages))
+        known = len(self._miner)
+        for message in distinct:
+            if self._miner.match(message) is None:
+                self._miner.add(message)
+        assigned: dict[str, int] = {}
+        for message in distinct:
+            found = self._miner.match(message)
+            if found is None:  # cannot happen: see the module docstring
+                raise RuntimeError(f"learned message has no template: {message!r}")
+            assigned[message] = found[0]
+        added = list(range(known + 1, len(self._miner) + 1))
+        if added:
+            for template_id in added:
+                self._first_seen[template_id] = day
+            self._pending.setdefault(day, []).extend(added)
+            log.info("day %s added %d templates (%d in total)", day, len(added), len(self._miner))
+        return assigned
+
+    def new_template_ids(self, day: str) -> list[int]:
+        """Ids first seen on ``day``, ascending."""
+        return sorted(i for i, seen in self._first_seen.items() if seen == day)
+
+    def first_seen(self, template_id: int) -> str:
+        """The day ``template_id`` was first seen."""
+        return self._first_seen[template_id]
+
+    def templates(self) -> dict[int, str]:
+        """Current template of every id."""
+        return self._miner.templates()

@@ -1,0 +1,230 @@
+"""Training: pick the labelled days, train candidates, log each as an MLflow run.
+
+The most recent labelled day is the holdout (never trained on); the training set is the other
+labelled days of the rolling window. Only days whose data passed validation are used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nightshift.lake import Lake
+
+log = logging.getLogger("nightshift.training")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    model_name_prefix: str
+    experiment_prefix: str
+    window_days: int
+    min_labelled_days: int
+    metric: str
+    margin: float
+    floor: float
+    candidates: tuple[dict[str, Any], ...]
+
+    def model_name(self, source: str) -> str:
+        return f"{self.model_name_prefix}_{source}"
+
+    def experiment_name(self, source: str) -> str:
+        return f"{self.experiment_prefix}-{source}"
+
+    def candidate(self, name: str) -> dict[str, Any]:
+        for c in self.candidates:
+            if c["name"] == name:
+                return c
+        raise KeyError(f"no candidate {name!r} in training config; known: {[c['name'] for c in self.candidates]}")
+
+
+def load_training_config(config_dir: Path) -> TrainingConfig:
+    path = Path(config_dir) / "training.yaml"
+    raw = yaml.safe_load(path.read_text())
+    candidates = tuple(raw["candidates"])
+    names = [c["name"] for c in candidates]
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"{path}: candidate names must be unique and non-empty, got {names}")
+    if raw.get("metric", "f1") != "f1":
+        raise ValueError(f"{path}: only metric 'f1' is supported, got {raw.get('metric')!r}")
+    return TrainingConfig(
+        model_name_prefix=raw["model_name_prefix"],
+        experiment_prefix=raw["experiment_prefix"],
+        window_days=int(raw["window_days"]),
+        min_labelled_days=max(2, int(raw["min_labelled_days"])),
+        metric="f1",
+        margin=float(raw["promotion"]["margin"]),
+        floor=float(raw["promotion"]["floor"]),
+        candidates=candidates,
+    )
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    source: str
+    day: str
+    holdout_day: str | None
+    train_days: tuple[str, ...]
+    excluded_days: dict[str, str] = field(default_factory=dict)
+    skip_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainingPlan":
+        return cls(**{**d, "train_days": tuple(d["train_days"])})
+
+
+def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig) -> TrainingPlan:
+    """Choose holdout and training days among the window's labelled, validated days up to ``day``."""
+    first = (dt.date.fromisoformat(day) - dt.timedelta(days=config.window_days - 1)).isoformat()
+    usable, excluded = [], {}
+    for d in lake.days_with("features", source):
+        if not first <= d <= day:
+            continue
+        problems = []
+        for suite in ("parsed_lines", "session_features"):
+            report = lake.read_report(source, d, f"validation_{suite}")
+            if report is None:
+                problems.append(f"{suite} not validated")
+            elif not report["success"]:
+                problems.append(f"{suite} failed validation")
+        if not lake.labels_file(source, d).exists():
+            problems.append("no labels yet")
+        if problems:
+            excluded[d] = "; ".join(problems)
+        else:
+            usable.append(d)
+    if len(usable) < config.min_labelled_days:
+        reason = (
+            f"need {config.min_labelled_days} validated labelled days in the {config.window_days}-day window, "
+            f"have {len(usable)}"
+        )
+        return TrainingPlan(source, day, None, (), excluded, reason)
+    return TrainingPlan(source, day, usable[-1], tuple(usable[:-1]), excluded, None)
+
+
+def load_labelled_sessions(lake: Lake, source: str, days: list[str] | tuple[str, ...]):
+    """Features of the given days joined with their (authoritative, possibly late) labels files."""
+    import pandas as pd
+
+    frames = []
+    for d in days:
+        features = pd.read_parquet(lake.features_dir(source, d)).drop(columns=["label"])
+        labels = pd.read_csv(lake.labels_file(source, d), dtype={"session_id": str})
+        labels = labels[labels["label"].isin([0, 1])].drop_duplicates("session_id")
+        merged = features.merge(labels[["session_id", "label"]], on="session_id", how="inner")
+        merged["day"] = d
+        frames.append(merged)
+    data = pd.concat(frames, ignore_index=True)
+    data["label"] = data["label"].astype(int)
+    return data
+
+
+def classification_metrics(y_true, y_pred, y_score=None) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+
+    metrics = {
+        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+        "sessions": float(len(y_true)),
+        "positives": float(sum(y_true)),
+    }
+    if y_score is not None and 0 < sum(y_true) < len(y_true):
+        metrics["average_precision"] = float(average_precision_score(y_true, y_score))
+    return metrics
+
+
+def setup_mlflow(settings, experiment_name: str) -> str:
+    """Point MLflow at the configured store and return the experiment id (created if needed)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if settings.mlflow_tracking_uri.startswith("sqlite:"):
+        settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+        artifact_location = settings.mlflow_artifacts_dir.as_uri()
+    return mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
+
+
+def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candidate_name: str) -> dict[str, Any]:
+    """Train one candidate on the plan's days, evaluate on the holdout, log an MLflow run.
+
+    Returns a small dict (run id, model URI, holdout metrics) for the evaluate step.
+    """
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from mlflow.models import infer_signature
+
+    import nightshift
+    from nightshift.modeling import build_candidate, to_model_input
+
+    if plan.skip_reason:
+        raise ValueError(f"training plan is skipped: {plan.skip_reason}")
+    candidate = config.candidate(candidate_name)
+    lake = Lake(settings.data_root)
+    train = load_labelled_sessions(lake, plan.source, plan.train_days)
+    holdout = load_labelled_sessions(lake, plan.source, [plan.holdout_day])
+    if train["label"].nunique() < 2:
+        raise ValueError(f"training days {plan.train_days} have only one class; cannot train {candidate_name}")
+    X_train, y_train = to_model_input(train), train["label"].to_numpy()
+    X_holdout, y_holdout = to_model_input(holdout), holdout["label"].to_numpy()
+
+    experiment_id = setup_mlflow(settings, config.experiment_name(plan.source))
+    model = build_candidate(candidate["kind"], candidate.get("params"))
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{plan.day}.{candidate_name}") as run:
+        mlflow.set_tags(
+            {"nightshift.source": plan.source, "nightshift.day": plan.day, "nightshift.candidate": candidate_name,
+             "nightshift.role": "candidate"}
+        )
+        mlflow.log_params(
+            {"kind": candidate["kind"], **{f"model.{k}": v for k, v in (candidate.get("params") or {}).items()},
+             "train_days": ",".join(plan.train_days), "holdout_day": plan.holdout_day,
+             "window_days": config.window_days, "train_sessions": len(train), "holdout_sessions": len(holdout)}
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                pd.concat([X_train, train[["label"]]], axis=1),
+                source=str(lake.root / "features" / f"source={plan.source}"), name="train", targets="label",
+            ),
+            context="training",
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                pd.concat([X_holdout, holdout[["label"]]], axis=1),
+                source=str(lake.features_dir(plan.source, plan.holdout_day)), name="holdout", targets="label",
+            ),
+            context="holdout",
+        )
+        model.fit(X_train, y_train)
+        train_metrics = classification_metrics(y_train, model.predict(X_train))
+        scores = model.predict_proba(X_holdout)[:, 1]
+        predictions = model.predict(X_holdout)
+        metrics = classification_metrics(y_holdout, predictions, scores)
+        mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        mlflow.log_metric("vocabulary_size", len(model.named_steps["vectorize"].vocabulary_))
+        signature = infer_signature(X_train, model.predict(X_train.head(5)))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=X_train.head(2),
+            serialization_format="cloudpickle",
+            code_paths=[str(Path(nightshift.__file__).parent)],
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
+        )
+    log.info("candidate %s on %s: holdout %s", candidate_name, plan.holdout_day, metrics)
+    return {"candidate": candidate_name, "run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics}

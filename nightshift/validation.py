@@ -1,0 +1,150 @@
+"""Data validation with Great Expectations (1.x fluent API), run inside the pipeline's Spark jobs.
+
+Suites are code: ``expectations/<suite>.py`` defines ``build_expectations(bounds) -> {batch: [...]}``.
+Each batch (a Spark DataFrame) is validated by a checkpoint that also updates the local Data Docs.
+The outcome is written to ``reports/.../validation_<suite>.json`` with one readable line per
+failed expectation, so a person (and the demo summary) can see why a day failed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SUITES = ("parsed_lines", "session_features")
+log = logging.getLogger("nightshift.validation")
+
+
+class ValidationFailed(RuntimeError):
+    """The data did not meet its expectations; training and promotion must not run."""
+
+
+def load_suite_module(expectations_dir: Path, suite: str):
+    """Import ``<expectations_dir>/<suite>.py`` (suites live outside the package, as reviewed code)."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; known: {SUITES}")
+    path = Path(expectations_dir) / f"{suite}.py"
+    spec = importlib.util.spec_from_file_location(f"nightshift_expectations_{suite}", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise FileNotFoundError(f"expectation suite not found: {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def suite_batches(spark: "SparkSession", lake, source_name: str, day: str, suite: str) -> dict[str, "DataFrame"]:
+    """The DataFrames a suite validates for one day."""
+    if suite == "parsed_lines":
+        ingest = lake.read_report(source_name, day, "ingest")
+        if ingest is None:
+            raise FileNotFoundError(f"no ingest report for {source_name} {day}: run ingest first")
+        summary = {
+            "input_lines": int(ingest["input_lines"]),
+            "quarantine_rate": float(ingest["quarantine_rate"]),
+            "unaccounted_lines": int(ingest["input_lines"] - ingest["parsed_lines"] - ingest["quarantined_lines"]),
+        }
+        return {
+            "lines": spark.read.parquet(str(lake.parsed_dir(source_name, day))),
+            "ingest": spark.createDataFrame([summary]),
+        }
+    if suite == "session_features":
+        features = spark.read.parquet(str(lake.features_dir(source_name, day)))
+        batches = {"sessions": features}
+        report = lake.read_report(source_name, day, "features") or {}
+        if report.get("label_rate") is not None:
+            batches["labels"] = spark.createDataFrame([{"label_rate": float(report["label_rate"])}])
+        return batches
+    raise ValueError(f"unknown suite {suite!r}")
+
+
+def describe_failure(result: Any) -> str:
+    """One readable line for a failed expectation result."""
+    cfg = result.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "result_format") and v is not None}
+    column = kwargs.pop("column", None)
+    observed = (result.result or {}).get("observed_value")
+    details = result.result or {}
+    if observed is None and "unexpected_percent" in details:
+        observed = f"{details['unexpected_percent']:.2f}% unexpected ({details.get('unexpected_count')} rows)"
+    exc = (result.exception_info or {}).get("exception_message") if isinstance(result.exception_info, dict) else None
+    target = f"{column}: " if column else ""
+    bounds = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k != "column_set")
+    text = f"{cfg.type}({target}{bounds})"
+    if observed is not None:
+        text += f" observed {observed}"
+    if exc:
+        text += f" error: {exc}"
+    return text
+
+
+def run_validation(spark: "SparkSession", settings, lake, source, day: str, suite: str) -> dict:
+    """Validate one suite for one day; write and return the report (``success``, ``failures``)."""
+    import great_expectations as gx
+
+    module = load_suite_module(settings.expectations_dir, suite)
+    bounds = source.validation.get(suite, {})
+    expectations = module.build_expectations(bounds)
+    batches = suite_batches(spark, lake, source.name, day, suite)
+
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="file", project_root_dir=str(lake.gx_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    datasource = context.data_sources.add_or_update_spark(name="spark")
+    failures: list[str] = []
+    checked: dict[str, dict] = {}
+    for batch_name, frame in batches.items():
+        name = f"{source.name}.{suite}.{batch_name}"
+        try:
+            asset = datasource.get_asset(name)
+        except LookupError:
+            asset = datasource.add_dataframe_asset(name=name)
+        try:
+            batch_definition = asset.get_batch_definition("whole")
+        except KeyError:
+            batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+        gx_suite = context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations[batch_name]))
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=batch_definition, suite=gx_suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        batch_failures = []
+        evaluated = 0
+        for run_result in result.run_results.values():
+            for expectation_result in run_result.results:
+                evaluated += 1
+                if not expectation_result.success:
+                    batch_failures.append(f"{batch_name}: {describe_failure(expectation_result)}")
+        checked[batch_name] = {"expectations": evaluated, "failed": len(batch_failures)}
+        failures.extend(batch_failures)
+
+    docs = context.get_docs_sites_urls()
+    report = {
+        "source": source.name,
+        "day": day,
+        "suite": suite,
+        "success": not failures,
+        "failures": failures,
+        "batches": checked,
+        "data_docs": docs[0]["site_url"] if docs else None,
+    }
+    lake.write_report(source.name, day, f"validation_{suite}", report)
+    if failures:
+        log.error("validation %s failed for %s %s:\n  %s", suite, source.name, day, "\n  ".join(failures))
+    else:
+        log.info("validation %s passed for %s %s (%s)", suite, source.name, day, json.dumps(checked))
+    return report
