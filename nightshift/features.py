@@ -63,7 +63,7 @@ def read_labels(spark: "SparkSession", path) -> "DataFrame | None":
     if not Path(path).exists():
         return None
     raw = spark.read.option("header", True).schema("session_id string, label string").csv(str(path))
-    label = F.try_cast(F.trim(F.col("label")), "int")
+    label = F.trim(F.col("label")).try_cast("int")
     return raw.select(F.trim("session_id").alias("session_id"), F.when(label.isin(0, 1), label).alias("label")).dropDuplicates(
         ["session_id"]
     )

@@ -24,6 +24,8 @@ def run_spark_job(name: str, argv: list[str] | None, body: Callable, extra_args:
         extra_args(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    for noisy in ("great_expectations", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
     source = load_source(args.source, settings.sources_dir)
 

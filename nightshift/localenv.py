@@ -62,3 +62,35 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+NIGHTLY_DAG_ID = "nightshift_nightly"
+
+
+def migrate_airflow_db(env: dict[str, str], log_file: Path) -> None:
+    """``airflow db migrate`` for the local (SQLite) metadata database; raises on failure."""
+    import subprocess
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as out:
+        subprocess.run(["airflow", "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
+
+
+def run_nightly_dag(day: str, env: dict[str, str], log_file: Path, source: str = "hdfs", dry_run: bool = False) -> int:
+    """Run the nightly DAG for one day through Airflow (``airflow dags test``), logging to ``log_file``.
+
+    The logical date is the midnight after ``day`` (as for a scheduled run); the day is also passed
+    as the ``day`` parameter. Returns the command's exit code (non-zero when the run failed).
+    """
+    import datetime as dt
+    import subprocess
+
+    logical = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    conf = json.dumps({"day": day, "source": source, "dry_run": dry_run})
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w") as out:
+        proc = subprocess.run(
+            ["airflow", "dags", "test", NIGHTLY_DAG_ID, logical, "-c", conf],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    return proc.returncode

@@ -95,7 +95,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    context = gx.get_context(mode="file", project_root_dir=str(lake.gx_dir))
+    context = gx.get_context(mode="file", project_root_dir=str(lake.gx_dir.parent))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_or_update_spark(name="spark")
     failures: list[str] = []

@@ -1,0 +1,44 @@
+# Nightshift: `make demo` and `make test` work on a fresh clone with Python 3.11 and Java 17.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# Exports the local environment (SQLite Airflow in .airflow/, lake in data/, Spark local[2]).
+LOCALENV = eval "$$($(BIN)/python -m nightshift.localenv)"
+
+.PHONY: help venv demo test test-fast ui clean
+
+help:
+	@echo "make demo   - set up .venv, generate 6 days of HDFS logs, run the nightly DAG for each day, print a summary"
+	@echo "make test   - run the test suite (unit, DAG integrity, end-to-end through Airflow/Spark/MLflow)"
+	@echo "make ui     - start the Airflow UI (http://localhost:8080) and the MLflow UI (http://localhost:5000) on the local data"
+	@echo "make clean  - remove generated data, Airflow home and caches (keeps .venv)"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 required, found {sys.version.split()[0]}"'
+	@command -v java >/dev/null || { echo "Java 17 (or 21) is required for Spark: install a JDK"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+demo: venv
+	@$(LOCALENV) && $(BIN)/python -m nightshift.demo
+
+test: venv
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+test-fast: venv
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not e2e"
+
+ui: venv
+	@$(LOCALENV) && $(BIN)/python -m nightshift.ui
+
+clean:
+	rm -rf data .airflow .pytest_cache

@@ -1,0 +1,63 @@
+"""The per-day summary a person reads after a run: what came in, what passed, what was decided.
+
+Built only from the lake's reports (``reports/source=<s>/dt=<day>/*.json``), so it shows what the
+pipeline recorded, not what the caller expected.
+"""
+
+from __future__ import annotations
+
+from nightshift.lake import Lake
+
+
+def day_row(lake: Lake, source: str, day: str) -> dict[str, str]:
+    """One summary row for a day, from whatever reports exist for it."""
+    ingest = lake.read_report(source, day, "ingest")
+    parsed_v = lake.read_report(source, day, "validation_parsed_lines")
+    features_v = lake.read_report(source, day, "validation_session_features")
+    decision = lake.read_report(source, day, "decision")
+
+    row = {"day": day, "lines": "-", "quarantined": "-", "validation": "not run", "candidates": "-",
+           "champion_f1": "-", "decision": "not run", "champion_after": "-"}
+    if ingest:
+        row["lines"] = f"{ingest['input_lines']:,}"
+        row["quarantined"] = f"{ingest['quarantined_lines']:,} ({ingest['quarantine_rate']:.1%})"
+    else:
+        row["decision"] = "failed: ingest did not complete"
+    failed = [v for v in (parsed_v, features_v) if v and not v["success"]]
+    if failed:
+        first = failed[0]
+        row["validation"] = f"FAILED {first['suite']}"
+        row["decision"] = "skipped: validation failed: " + "; ".join(first["failures"][:2])
+    elif parsed_v and features_v:
+        row["validation"] = "passed"
+    elif parsed_v:
+        row["validation"] = "parsed ok, features not validated"
+    if decision and not failed:
+        if decision["decision"] == "skipped":
+            row["decision"] = f"skipped: {decision['reason']}"
+        else:
+            row["candidates"] = " ".join(f"{name}={m['f1']:.3f}" for name, m in decision["candidates"].items())
+            champ = decision.get("champion_metrics")
+            row["champion_f1"] = f"{champ['f1']:.3f} (v{decision['champion_before']})" if champ else "none"
+            dry = " (dry run)" if decision.get("dry_run") else ""
+            row["decision"] = f"{decision['decision']}{dry}: {decision['reason']}"
+            row["champion_after"] = f"v{decision['champion_after']}" if decision.get("champion_after") else "none"
+    return row
+
+
+def render_table(rows: list[dict[str, str]]) -> str:
+    """A plain-text table (wraps nothing; long decisions go last)."""
+    headers = {"day": "day", "lines": "lines in", "quarantined": "quarantined", "validation": "validation",
+               "candidates": "candidate F1 (holdout)", "champion_f1": "champion F1", "champion_after": "champion after",
+               "decision": "decision"}
+    keys = list(headers)
+    widths = {k: max(len(headers[k]), *(len(r[k]) for r in rows)) if rows else len(headers[k]) for k in keys}
+    lines = ["  ".join(headers[k].ljust(widths[k]) for k in keys).rstrip()]
+    lines.append("  ".join("-" * widths[k] for k in keys))
+    for r in rows:
+        lines.append("  ".join(r[k].ljust(widths[k]) for k in keys).rstrip())
+    return "\n".join(lines)
+
+
+def summarize(lake: Lake, source: str, days: list[str]) -> str:
+    return render_table([day_row(lake, source, d) for d in days])

@@ -1,0 +1,37 @@
+"""Session features on real Spark."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from nightshift.features import attach_labels, read_labels, session_features
+
+
+def _parsed(spark, rows):
+    return spark.createDataFrame(
+        [(s, dt.datetime(2026, 11, 1, 0, 0, sec), lvl, t) for s, sec, lvl, t in rows],
+        "session_id string, ts timestamp, level string, template_id int",
+    )
+
+
+def test_counts_templates_levels_and_duration_per_session(spark):
+    parsed = _parsed(spark, [
+        ("blk_1", 0, "INFO", 1), ("blk_1", 5, "INFO", 1), ("blk_1", 9, "WARN", 2),
+        ("blk_2", 3, "ERROR", 3), (None, 4, "INFO", 4),
+    ])
+    rows = {r.session_id: r for r in session_features(parsed).collect()}
+    assert set(rows) == {"blk_1", "blk_2"}                 # lines without a session belong to none
+    assert rows["blk_1"].event_counts == {"1": 2, "2": 1}
+    assert (rows["blk_1"].line_count, rows["blk_1"].warn_count, rows["blk_1"].error_count) == (3, 1, 0)
+    assert rows["blk_1"].duration_s == 9.0
+    assert (rows["blk_2"].error_count, rows["blk_2"].duration_s) == (1, 0.0)
+
+
+def test_labels_join_where_they_exist_and_bad_labels_become_null(spark, tmp_path):
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("session_id,label\nblk_1,1\nblk_2,maybe\nblk_9,0\n")
+    parsed = _parsed(spark, [("blk_1", 0, "INFO", 1), ("blk_2", 0, "INFO", 1), ("blk_3", 0, "INFO", 1)])
+    features = attach_labels(session_features(parsed), read_labels(spark, labels_csv))
+    labels = {r.session_id: r.label for r in features.collect()}
+    assert labels == {"blk_1": 1, "blk_2": None, "blk_3": None}
+    assert read_labels(spark, tmp_path / "missing.csv") is None

@@ -1,0 +1,99 @@
+"""Ingest on real Spark: parsing, masking, template ids, quarantine and line accounting."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from nightshift.ingest import IngestError, run_ingest
+from tests.conftest import write_raw
+
+DAY, NEXT_DAY = "2026-11-01", "2026-11-02"
+GOOD = [
+    b"081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating",
+    b"081109 203807 222 INFO dfs.DataNode$PacketResponder: PacketResponder 0 for block blk_-6952295868487656571 terminating",
+    b"081109 204005 35 INFO dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: blockMap updated: 10.251.73.220:50010 is added to blk_7128370237687728475 size 67108864",
+    b"081109 204106 329 WARN dfs.DataNode$DataXceiver: 10.251.73.220:50010:Got exception while serving blk_7128370237687728475 to /10.251.73.220:",
+]
+
+
+def _lines(text: bytes) -> int:
+    return len(text.splitlines())
+
+
+def test_parses_fields_masks_and_assigns_templates(spark, lake, hdfs_source):
+    write_raw(lake, DAY, "a.log", b"\n".join(GOOD) + b"\n")
+    report = run_ingest(spark, lake, hdfs_source, DAY)
+    assert (report["input_lines"], report["parsed_lines"], report["quarantined_lines"]) == (4, 4, 0)
+    rows = {r.message: r for r in spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).collect()}
+    first = rows["PacketResponder 1 for block blk_38865049064139660 terminating"]
+    assert first.masked == "PacketResponder <*> for block blk_<*> terminating"
+    assert first.session_id == "blk_38865049064139660"
+    assert first.level == "INFO" and first.component == "dfs.DataNode$PacketResponder"
+    assert str(first.ts) == "2008-11-09 20:36:15"
+    assert first.fields["Pid"] == "148"
+    second = rows["PacketResponder 0 for block blk_-6952295868487656571 terminating"]
+    assert second.template_id == first.template_id          # same template, same id
+    assert len({r.template_id for r in rows.values()}) == 3
+    assert report["new_templates"] == sorted({r.template_id for r in rows.values()})
+
+
+def test_bad_lines_are_quarantined_with_reason_and_every_line_is_accounted(spark, lake, hdfs_source):
+    bad = [
+        b"this is not a log line",
+        b"",
+        b"081109 2036 148 INFO dfs.DataNode: timestamp too short",
+        b"081109 203615 148 INFO dfs.DataNode: PacketResponder 1 for block blk_1 term\xe9in\xffating",
+        b"\x00\x00\x00\x00",
+        b"081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 2 for blo",  # truncated, no newline
+    ]
+    content = b"\n".join(GOOD + bad)
+    write_raw(lake, DAY, "mixed.log", content)
+    report = run_ingest(spark, lake, hdfs_source, DAY)
+    assert report["input_lines"] == _lines(content) == 10
+    assert report["parsed_lines"] + report["quarantined_lines"] == report["input_lines"]
+    assert report["quarantine_reasons"] == {"format_mismatch": 2, "empty_line": 1, "bad_timestamp": 1}
+    quarantined = {r.raw_line: r.reason for r in spark.read.parquet(str(lake.quarantine_dir("hdfs", DAY))).collect()}
+    assert quarantined["this is not a log line"] == "format_mismatch"
+    assert quarantined["081109 2036 148 INFO dfs.DataNode: timestamp too short"] == "bad_timestamp"
+    # non-UTF-8 bytes are repaired (U+FFFD) and the line is kept, not lost
+    assert report["encoding_repaired_lines"] == 1
+    repaired = spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).filter("encoding_repaired").first()
+    assert "\ufffd" in repaired.message and repaired.session_id == "blk_1"
+    # the truncated last line still matches the format: it is parsed, with its partial message
+    assert report["parsed_lines"] == 6
+
+
+def test_gzip_files_are_read(spark, lake, hdfs_source):
+    write_raw(lake, DAY, "a.log.gz", gzip.compress(b"\n".join(GOOD) + b"\n"))
+    report = run_ingest(spark, lake, hdfs_source, DAY)
+    assert report["parsed_lines"] == 4
+
+
+def test_empty_day_writes_empty_partitions(spark, lake, hdfs_source):
+    write_raw(lake, DAY, "empty.log", b"")
+    report = run_ingest(spark, lake, hdfs_source, DAY)
+    assert (report["input_lines"], report["parsed_lines"], report["quarantined_lines"]) == (0, 0, 0)
+    assert spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).count() == 0
+
+
+def test_missing_day_is_a_clear_error(spark, lake, hdfs_source):
+    with pytest.raises(IngestError, match="no raw data"):
+        run_ingest(spark, lake, hdfs_source, DAY)
+
+
+def test_rerun_replaces_only_that_day_and_keeps_template_ids(spark, lake, hdfs_source):
+    write_raw(lake, DAY, "a.log", b"\n".join(GOOD[:2]) + b"\n")
+    write_raw(lake, NEXT_DAY, "a.log", b"\n".join(GOOD) + b"\n")
+    run_ingest(spark, lake, hdfs_source, DAY)
+    second = run_ingest(spark, lake, hdfs_source, NEXT_DAY)
+    ids_next = {r.masked: r.template_id for r in spark.read.parquet(str(lake.parsed_dir("hdfs", NEXT_DAY))).collect()}
+    assert len(second["new_templates"]) == 2                   # day 1 already knew the PacketResponder template
+
+    (lake.raw_dir("hdfs", DAY) / "a.log").write_bytes(GOOD[0] + b"\n")   # re-run day 1 with different input
+    rerun = run_ingest(spark, lake, hdfs_source, DAY)
+    assert rerun["parsed_lines"] == 1 and rerun["new_templates"] == [1]
+    day1 = spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).collect()
+    assert len(day1) == 1 and day1[0].template_id == ids_next[day1[0].masked]
+    assert spark.read.parquet(str(lake.parsed_dir("hdfs", NEXT_DAY))).count() == 4   # untouched

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from nightshift.settings import PROJECT_ROOT
+from nightshift.sources import SourceConfigError, load_source, parse_source
+
+
+def _raw():
+    return yaml.safe_load((PROJECT_ROOT / "sources" / "hdfs.yaml").read_text())
+
+
+def test_shipped_hdfs_source_loads():
+    source = load_source("hdfs", PROJECT_ROOT / "sources")
+    assert source.log_format.fields == ("Date", "Time", "Pid", "Level", "Component", "Content")
+    assert source.message_field == "Content" and source.timestamp_fields == ("Date", "Time")
+    assert [m.name for m in source.masks] == ["block_ids", "ip_port", "number"]
+
+
+def test_unknown_source_names_the_known_ones(tmp_path):
+    (tmp_path / "hdfs.yaml").write_text("x: 1")
+    with pytest.raises(SourceConfigError, match=r"known sources: \['hdfs'\]"):
+        load_source("bgl", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.pop("log_format"), "missing required key 'log_format'"),
+        (lambda r: r.update(level_field="Severity"), "field 'Severity' is not in log_format"),
+        (lambda r: r["masks"].append({"name": "bad", "regex": "(unclosed"}), "invalid regex"),
+        (lambda r: r["session"].pop("id_regex"), "session needs 'id_regex'"),
+        (lambda r: r["timestamp"].pop("format"), "timestamp needs"),
+    ],
+)
+def test_invalid_source_configs_fail_clearly(change, message):
+    raw = _raw()
+    change(raw)
+    with pytest.raises(SourceConfigError, match=message):
+        parse_source(raw)
