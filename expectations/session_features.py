@@ -26,7 +26,7 @@ def build_expectations(bounds: dict) -> dict:
             gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0, 1]),
         ],
         "labels": [
-            gxe.ExpectColumnValuesToBeBetween(
+            gxe.ExpectColumnMaxToBeBetween(
                 column="label_rate",
                 min_value=float(bounds.get("min_label_rate", 0.0)),
                 max_value=float(bounds.get("max_label_rate", 1.0)),

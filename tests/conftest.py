@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 from nightshift.lake import Lake  # noqa: E402
 from nightshift.settings import PROJECT_ROOT  # noqa: E402

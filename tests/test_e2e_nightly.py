@@ -92,7 +92,7 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     for r in runs:
         assert r.data.metrics["holdout_f1"] == pytest.approx(second["candidates"][r.data.tags["nightshift.candidate"]]["f1"])
     champion = client.get_model_version_by_alias("log_anomaly_hdfs", "champion")
-    assert champion.version == str(second["champion_after"]) == str(second["challenger_version"])
+    assert str(champion.version) == str(second["champion_after"]) == str(second["challenger_version"])
     assert champion.tags["nightshift.decision"] == "promoted"
     decision_artifact = json.loads(
         open(mlflow.artifacts.download_artifacts(run_id=second["best_run_id"], artifact_path="decision.json")).read()

@@ -1,0 +1,48 @@
+"""Great Expectations suites from expectations/, run on real Spark against real ingest output."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from nightshift.ingest import run_ingest
+from nightshift.settings import load_settings
+from nightshift.validation import run_validation
+from tests.conftest import write_raw
+
+DAY = "2026-11-01"
+LINE = b"081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_%d terminating"
+
+
+@pytest.fixture
+def settings(lake):
+    return dataclasses.replace(load_settings(), data_root=lake.root)
+
+
+def test_good_day_passes_and_builds_data_docs(spark, lake, hdfs_source, settings):
+    write_raw(lake, DAY, "a.log", b"\n".join(LINE % i for i in range(50)) + b"\n")
+    run_ingest(spark, lake, hdfs_source, DAY)
+    report = run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")
+    assert report["success"] is True and report["failures"] == []
+    assert report["batches"] == {"lines": {"expectations": 6, "failed": 0}, "ingest": {"expectations": 2, "failed": 0}}
+    assert (lake.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+    assert lake.read_report("hdfs", DAY, "validation_parsed_lines") == report
+
+
+def test_empty_day_fails_with_a_readable_reason(spark, lake, hdfs_source, settings):
+    write_raw(lake, DAY, "empty.log", b"")
+    run_ingest(spark, lake, hdfs_source, DAY)
+    report = run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")
+    assert report["success"] is False
+    assert any("expect_table_row_count_to_be_between" in f and "observed 0" in f for f in report["failures"]), report
+
+
+def test_garbage_day_fails_on_quarantine_rate(spark, lake, hdfs_source, settings):
+    garbage = [b"\x00\xff garbage %d" % i for i in range(10)]
+    write_raw(lake, DAY, "a.log", b"\n".join([LINE % i for i in range(40)] + garbage))
+    run_ingest(spark, lake, hdfs_source, DAY)
+    report = run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")
+    assert report["success"] is False
+    (failure,) = report["failures"]
+    assert "quarantine_rate" in failure and "observed 0.2" in failure
