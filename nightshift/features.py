@@ -19,39 +19,53 @@ FEATURE_COLUMNS = [
 
 
 def session_features(parsed: "DataFrame") -> "DataFrame":
-    """Aggregate parsed lines (``session_id``, ``ts``, ``level``, ``template_id``) into sessions.
+    """Aggregate parsed lines (``session_id``, ``ts``, ``level``, ``template_id``, ``line_label``)
+    into sessions, in one shuffle chain (per session and template, then per session).
 
     Lines without a session id belong to no session and are not counted here.
-    ``event_counts`` maps a template id (as a string) to the number of lines of that template.
+    ``event_counts`` maps a template id (as a string) to the number of lines of that template;
+    ``inline_label`` is 1 when any line carries an anomaly label (sources with in-line labels).
     """
     from pyspark.sql import functions as F
 
-    in_session = parsed.filter(F.col("session_id").isNotNull())
-    per_template = in_session.groupBy("session_id", "template_id").agg(F.count(F.lit(1)).alias("n"))
-    counts = per_template.groupBy("session_id").agg(
-        F.map_from_entries(
-            F.array_sort(F.collect_list(F.struct(F.col("template_id").cast("string").alias("k"), F.col("n").alias("v"))))
-        ).alias("event_counts")
+    per_template = (
+        parsed.filter(F.col("session_id").isNotNull())
+        .groupBy("session_id", "template_id")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min("ts").alias("first_ts"),
+            F.max("ts").alias("last_ts"),
+            F.sum(F.col("level").isin(*WARN_LEVELS).cast("long")).alias("warn"),
+            F.sum(F.col("level").isin(*ERROR_LEVELS).cast("long")).alias("error"),
+            F.max("line_label").alias("line_label"),
+        )
     )
-    stats = in_session.groupBy("session_id").agg(
-        F.min("ts").alias("start_ts"),
-        F.max("ts").alias("end_ts"),
-        F.count(F.lit(1)).alias("line_count"),
-        F.sum(F.col("level").isin(*WARN_LEVELS).cast("long")).alias("warn_count"),
-        F.sum(F.col("level").isin(*ERROR_LEVELS).cast("long")).alias("error_count"),
-    )
-    return stats.join(counts, "session_id").withColumn(
-        "duration_s", F.col("end_ts").cast("double") - F.col("start_ts").cast("double")
+    return (
+        per_template.groupBy("session_id")
+        .agg(
+            F.min("first_ts").alias("start_ts"),
+            F.max("last_ts").alias("end_ts"),
+            F.sum("n").alias("line_count"),
+            F.sum("warn").alias("warn_count"),
+            F.sum("error").alias("error_count"),
+            F.map_from_entries(
+                F.array_sort(F.collect_list(F.struct(F.col("template_id").cast("string").alias("k"), F.col("n").alias("v"))))
+            ).alias("event_counts"),
+            F.max("line_label").cast("int").alias("inline_label"),
+        )
+        .withColumn("duration_s", F.col("end_ts").cast("double") - F.col("start_ts").cast("double"))
     )
 
 
 def attach_labels(features: "DataFrame", labels: "DataFrame | None") -> "DataFrame":
-    """Left-join ``session_id,label`` labels; ``label`` is null where no label has arrived."""
+    """Set ``label``: from the ``session_id,label`` file where it has the session, else from the
+    lines' own labels (sources with in-line labels), else null (no label has arrived)."""
     from pyspark.sql import functions as F
 
     if labels is None:
-        return features.withColumn("label", F.lit(None).cast("int")).select(*FEATURE_COLUMNS)
-    return features.join(labels.select("session_id", "label"), "session_id", "left").select(*FEATURE_COLUMNS)
+        return features.withColumn("label", F.col("inline_label")).select(*FEATURE_COLUMNS)
+    joined = features.join(labels.select("session_id", F.col("label").alias("file_label")), "session_id", "left")
+    return joined.withColumn("label", F.coalesce("file_label", "inline_label")).select(*FEATURE_COLUMNS)
 
 
 def read_labels(spark: "SparkSession", path) -> "DataFrame | None":

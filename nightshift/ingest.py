@@ -23,17 +23,57 @@ REASON_FORMAT = "format_mismatch"
 REASON_TIMESTAMP = "bad_timestamp"
 
 PARSED_COLUMNS = [
-    "source_file", "ts", "level", "component", "message", "masked", "session_id", "template_id",
+    "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label", "template_id",
     "fields", "encoding_repaired",
 ]
-QUARANTINE_COLUMNS = ["source_file", "raw_line", "reason"]
+QUARANTINE_COLUMNS = ["source_file", "line_number", "raw_line", "reason"]
 
 
 def read_raw_lines(spark: "SparkSession", paths: list[str]) -> "DataFrame":
-    """Read raw text files (``.gz`` is decompressed) as one row per line: ``value``, ``source_file``."""
+    """Read raw text files (``.gz`` is decompressed) as one row per line.
+
+    Columns: ``value``, ``source_file``, and the line's position for :func:`attach_line_numbers`
+    (``_block_start``: the byte offset of the file split it came from; ``_row_id``: an id that
+    increases along the split).
+    """
     from pyspark.sql import functions as F
 
-    return spark.read.text(paths).select("value", F.col("_metadata.file_name").alias("source_file"))
+    return spark.read.text(paths).select(
+        "value",
+        F.col("_metadata.file_name").alias("source_file"),
+        F.col("_metadata.file_block_start").alias("_block_start"),
+        F.monotonically_increasing_id().alias("_row_id"),
+    )
+
+
+def attach_line_numbers(staged: "DataFrame") -> "DataFrame":
+    """Replace ``_block_start``/``_row_id`` by ``line_number`` (1-based, within its file).
+
+    Works on a materialised frame (the ids must not change between the two reads): it counts the
+    lines of each file split (a handful of rows reach the driver), turns them into per-split
+    offsets, and adds each line's position inside its split; all per-line work stays in the JVM.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    splits = sorted(
+        (r["source_file"], r["_block_start"], r["n"], r["first_row"])
+        for r in staged.groupBy("source_file", "_block_start")
+        .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_row"))
+        .collect()
+    )
+    offsets, seen = [], {}
+    for file, block_start, n, first_row in splits:
+        offsets.append((file, block_start, first_row, seen.get(file, 0)))
+        seen[file] = seen.get(file, 0) + n
+    schema = StructType([StructField("source_file", StringType()), StructField("_block_start", LongType()),
+                         StructField("_first_row", LongType()), StructField("_offset", LongType())])
+    mapping = staged.sparkSession.createDataFrame(offsets, schema)
+    return (
+        staged.join(F.broadcast(mapping), ["source_file", "_block_start"], "left")
+        .withColumn("line_number", F.col("_offset") + F.col("_row_id") - F.col("_first_row") + 1)
+        .drop("_block_start", "_row_id", "_first_row", "_offset")
+    )
 
 
 def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
@@ -55,7 +95,8 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
     parts = F.split(F.substring(joined, 2, 1 << 30), FIELD_SEPARATOR, len(fmt.fields))
 
     def field(name: str):
-        return parts.getItem(fmt.fields.index(name))
+        # get() is null past the end (unmatched lines have one part); getItem would throw in ANSI mode
+        return F.get(parts, fmt.fields.index(name))
 
     ts_text = F.concat_ws(" ", *[field(name) for name in source.timestamp_fields])
     ts = F.try_to_timestamp(ts_text, F.lit(source.timestamp_format))
@@ -66,10 +107,13 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
         .when(ts.isNull(), F.lit(REASON_TIMESTAMP))
     )
     message = F.regexp_replace(field(source.message_field), "\r$", "")
-    masked = message
-    for mask in source.masks:
-        masked = F.regexp_replace(masked, mask.regex, mask.replacement.replace("$", "\\$"))
-    session_id = F.regexp_extract(message, source.session_id_regex, 0)
+    masked = mask_expression(message, source)
+    session_id = session_id_expression(message, ts, field, source)
+    line_label = (
+        F.when(F.trim(field(source.label_field)).isin(*source.label_normal_values), F.lit(0)).otherwise(F.lit(1))
+        if source.label_field
+        else F.lit(None).cast("int")
+    )
 
     def when_parsed(col):
         return F.when(F.col("reason").isNull(), col)
@@ -77,6 +121,8 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
     return (
         lines.select(
             "source_file",
+            "_block_start",
+            "_row_id",
             line.alias("raw_line"),
             (~F.is_valid_utf8(F.col("value"))).alias("encoding_repaired"),
             joined.alias("_joined"),
@@ -87,9 +133,12 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
             message.alias("_message"),
             masked.alias("_masked"),
             session_id.alias("_session_id"),
+            line_label.alias("_line_label"),
         )
         .select(
             "source_file",
+            "_block_start",
+            "_row_id",
             "raw_line",
             "reason",
             "encoding_repaired",
@@ -99,9 +148,33 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
             when_parsed(F.col("_message")).alias("message"),
             when_parsed(F.col("_masked")).alias("masked"),
             when_parsed(F.nullif(F.col("_session_id"), F.lit(""))).alias("session_id"),
+            when_parsed(F.col("_line_label")).alias("line_label"),
             when_parsed(F.map_from_arrays(F.array(*[F.lit(n) for n in fmt.fields]), F.col("_parts"))).alias("fields"),
         )
     )
+
+
+def mask_expression(message, source: SourceConfig):
+    """Mask the source's variables in ``message`` (see :meth:`SourceConfig.mask_passes`)."""
+    from pyspark.sql import functions as F
+
+    masked = message
+    for pattern, replacement in source.mask_passes():
+        masked = F.regexp_replace(masked, pattern, replacement.replace("\\", "\\\\").replace("$", "\\$"))
+    return masked
+
+
+def session_id_expression(message, ts, field, source: SourceConfig):
+    """The session a line belongs to: the first match of ``id_regex`` in the message, or
+    ``<key field>@<window start>`` for sources sessioned by a key and a time window."""
+    from pyspark.sql import functions as F
+
+    if source.session_id_regex:
+        return F.regexp_extract(message, source.session_id_regex, 0)
+    seconds = source.session_window_minutes * 60
+    window_start = F.timestamp_seconds(F.floor(F.unix_seconds(ts) / seconds) * seconds)
+    key = F.trim(field(source.session_key_field))
+    return F.when(key != "", F.concat(key, F.lit("@"), F.date_format(window_start, "yyyy-MM-dd'T'HH:mm")))
 
 
 def _optional_field(fmt, parts_col: str, name: str | None, upper: bool = False):
@@ -109,7 +182,7 @@ def _optional_field(fmt, parts_col: str, name: str | None, upper: bool = False):
 
     if name is None:
         return F.lit(None).cast("string")
-    col = F.trim(F.col(parts_col).getItem(fmt.fields.index(name)))
+    col = F.trim(F.get(F.col(parts_col), fmt.fields.index(name)))
     return F.upper(col) if upper else col
 
 
@@ -142,6 +215,7 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     """Ingest one day of one source: write parsed and quarantine partitions, update the template
     store, and return (and write) the ingest report. Re-running replaces only this day's output."""
     import logging
+    import shutil
 
     from pyspark.sql import functions as F
 
@@ -154,20 +228,25 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
         lines = read_raw_lines(spark, files)
     else:
         log.warning("no raw files for %s %s: writing an empty day", source.name, day)
-        lines = spark.createDataFrame([], "value string, source_file string")
+        lines = spark.createDataFrame([], "value string, source_file string, _block_start long, _row_id long")
     input_lines = lines.count()
 
-    classified = classify_lines(lines, source)
-    parsed = classified.filter(F.col("reason").isNull())
+    # One pass of the per-line regex work, written to a staging partition; everything after it
+    # (distinct messages, the template join, the two outputs) reads columnar Parquet.
+    staging_dir = lake.staging_dir("ingest", source.name, day)
+    classify_lines(lines, source).write.mode("overwrite").parquet(str(staging_dir))
+    staged = attach_line_numbers(spark.read.parquet(str(staging_dir)))
+    parsed = staged.filter(F.col("reason").isNull())
     store_path = lake.template_store_file(source.name)
     store = TemplateStore.load(store_path, **_drain_params(source))
     distinct_masked = [row.masked for row in parsed.select("masked").distinct().collect()]
     assignments = store.assign(distinct_masked, day)
     attach_template_ids(parsed, assignments).write.mode("overwrite").parquet(str(parsed_dir))
-    classified.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).write.mode("overwrite").parquet(
+    staged.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).write.mode("overwrite").parquet(
         str(quarantine_dir)
     )
     store.save(store_path)
+    shutil.rmtree(staging_dir, ignore_errors=True)
 
     written_parsed = spark.read.parquet(str(parsed_dir))
     parsed_lines = written_parsed.count()

@@ -67,6 +67,10 @@ class Lake:
     def report_file(self, source: str, day: str, step: str) -> Path:
         return self.reports_dir(source, day) / f"{step}.json"
 
+    def staging_dir(self, step: str, source: str, day: str) -> Path:
+        """Scratch space of one job run for one day (removed when the job succeeds)."""
+        return self.root / "_staging" / step / f"source={source}" / f"dt={check_day(day)}"
+
     def template_store_file(self, source: str) -> Path:
         return self.root / "templates" / f"source={source}" / "store.json"
 

@@ -39,11 +39,36 @@ class SourceConfig:
     level_field: str | None
     component_field: str | None
     masks: tuple[Mask, ...]
-    session_id_regex: str
+    session_id_regex: str | None
+    session_key_field: str | None
+    session_window_minutes: int | None
+    label_field: str | None
+    label_normal_values: tuple[str, ...]
     drain: dict[str, Any]
     validation: dict[str, dict[str, float]]
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+
+    def mask_passes(self) -> list[tuple[str, str]]:
+        """The masks as ``(regex, replacement)`` passes, in order.
+
+        Consecutive masks with the same replacement are merged into one alternation, so the common
+        case (all ``<*>``) is one regex pass per line. At each position the first listed mask that
+        matches wins. Spark (Java regex) and :meth:`mask` (Python ``re``) apply the same passes.
+        """
+        passes: list[tuple[list[str], str]] = []
+        for m in self.masks:
+            if passes and passes[-1][1] == m.replacement:
+                passes[-1][0].append(m.regex)
+            else:
+                passes.append(([m.regex], m.replacement))
+        return [(r[0] if len(r) == 1 else "|".join(f"(?:{x})" for x in r), rep) for r, rep in passes]
+
+    def mask(self, message: str) -> str:
+        """Python twin of the Spark masking expression, for tests, tools and the baseline."""
+        for pattern, replacement in self.mask_passes():
+            message = re.sub(pattern, replacement.replace("\\", "\\\\"), message)
+        return message
 
 
 def load_source(name: str, sources_dir: Path) -> SourceConfig:
@@ -94,9 +119,21 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
         _check_regex(m["regex"], f"{where}: masks[{i}]")
         masks.append(Mask(name=str(m.get("name", f"mask{i}")), regex=m["regex"], replacement=str(m.get("replacement", "<*>"))))
     session = need("session", dict)
-    if "id_regex" not in session:
-        raise SourceConfigError(f"{where}: session needs 'id_regex'")
-    _check_regex(session["id_regex"], f"{where}: session.id_regex")
+    id_regex, key_field, window = session.get("id_regex"), session.get("key_field"), session.get("window_minutes")
+    if (id_regex is None) == (key_field is None):
+        raise SourceConfigError(
+            f"{where}: session needs either 'id_regex' (id found in the message) or 'key_field' + 'window_minutes'"
+        )
+    if id_regex is not None:
+        _check_regex(id_regex, f"{where}: session.id_regex")
+    else:
+        if key_field not in log_format.fields:
+            raise SourceConfigError(f"{where}: session.key_field {key_field!r} is not in log_format fields {list(log_format.fields)}")
+        if not isinstance(window, int) or not 1 <= window <= 24 * 60:
+            raise SourceConfigError(f"{where}: session.window_minutes must be an integer between 1 and 1440, got {window!r}")
+    labels = raw.get("labels") or {}
+    if labels and labels.get("field") not in log_format.fields:
+        raise SourceConfigError(f"{where}: labels.field {labels.get('field')!r} is not in log_format fields {list(log_format.fields)}")
     return SourceConfig(
         name=name,
         version=int(raw.get("version", 1)),
@@ -107,7 +144,11 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
         level_field=raw.get("level_field"),
         component_field=raw.get("component_field"),
         masks=tuple(masks),
-        session_id_regex=session["id_regex"],
+        session_id_regex=id_regex,
+        session_key_field=key_field,
+        session_window_minutes=window if key_field else None,
+        label_field=labels.get("field"),
+        label_normal_values=tuple(str(v) for v in labels.get("normal_values", ["-"])),
         drain=dict(raw.get("drain") or {}),
         validation={k: dict(v) for k, v in (raw.get("validation") or {}).items()},
         description=str(raw.get("description", "")),

@@ -95,7 +95,7 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig) -> 
                 problems.append(f"{suite} not validated")
             elif not report["success"]:
                 problems.append(f"{suite} failed validation")
-        if not lake.labels_file(source, d).exists():
+        if not _has_labels(lake, source, d):
             problems.append("no labels yet")
         if problems:
             excluded[d] = "; ".join(problems)
@@ -110,16 +110,31 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig) -> 
     return TrainingPlan(source, day, usable[-1], tuple(usable[:-1]), excluded, None)
 
 
+def _has_labels(lake: Lake, source: str, day: str) -> bool:
+    """A day is labelled once its labels file has arrived, or when its lines carry labels."""
+    if lake.labels_file(source, day).exists():
+        return True
+    report = lake.read_report(source, day, "features") or {}
+    return bool(report.get("labelled_sessions"))
+
+
 def load_labelled_sessions(lake: Lake, source: str, days: list[str] | tuple[str, ...]):
-    """Features of the given days joined with their (authoritative, possibly late) labels files."""
+    """Labelled sessions of the given days.
+
+    The labels file is authoritative (labels may arrive after the features were built); without
+    one, the label the features job derived from the lines themselves is used.
+    """
     import pandas as pd
 
     frames = []
     for d in days:
-        features = pd.read_parquet(lake.features_dir(source, d)).drop(columns=["label"])
-        labels = pd.read_csv(lake.labels_file(source, d), dtype={"session_id": str})
-        labels = labels[labels["label"].isin([0, 1])].drop_duplicates("session_id")
-        merged = features.merge(labels[["session_id", "label"]], on="session_id", how="inner")
+        features = pd.read_parquet(lake.features_dir(source, d))
+        if lake.labels_file(source, d).exists():
+            labels = pd.read_csv(lake.labels_file(source, d), dtype={"session_id": str})
+            labels = labels[labels["label"].isin([0, 1])].drop_duplicates("session_id")
+            merged = features.drop(columns=["label"]).merge(labels[["session_id", "label"]], on="session_id", how="inner")
+        else:
+            merged = features[features["label"].notna()].copy()
         merged["day"] = d
         frames.append(merged)
     data = pd.concat(frames, ignore_index=True)

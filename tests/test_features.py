@@ -7,10 +7,11 @@ import datetime as dt
 from nightshift.features import attach_labels, read_labels, session_features
 
 
-def _parsed(spark, rows):
+def _parsed(spark, rows, line_labels=None):
+    line_labels = line_labels or [None] * len(rows)
     return spark.createDataFrame(
-        [(s, dt.datetime(2026, 11, 1, 0, 0, sec), lvl, t) for s, sec, lvl, t in rows],
-        "session_id string, ts timestamp, level string, template_id int",
+        [(s, dt.datetime(2026, 11, 1, 0, 0, sec), lvl, t, lab) for (s, sec, lvl, t), lab in zip(rows, line_labels)],
+        "session_id string, ts timestamp, level string, template_id int, line_label int",
     )
 
 
@@ -35,3 +36,17 @@ def test_labels_join_where_they_exist_and_bad_labels_become_null(spark, tmp_path
     labels = {r.session_id: r.label for r in features.collect()}
     assert labels == {"blk_1": 1, "blk_2": None, "blk_3": None}
     assert read_labels(spark, tmp_path / "missing.csv") is None
+
+
+def test_inline_line_labels_make_a_session_anomalous_unless_a_labels_file_says_otherwise(spark, tmp_path):
+    parsed = _parsed(
+        spark,
+        [("n1@00", 0, "INFO", 1), ("n1@00", 1, "FATAL", 2), ("n2@00", 0, "INFO", 1), ("n3@00", 0, "INFO", 1)],
+        line_labels=[0, 1, 0, 0],
+    )
+    assert {r.session_id: r.label for r in attach_labels(session_features(parsed), None).collect()} == {
+        "n1@00": 1, "n2@00": 0, "n3@00": 0}
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("session_id,label\nn3@00,1\n")
+    with_file = attach_labels(session_features(parsed), read_labels(spark, labels_csv))
+    assert {r.session_id: r.label for r in with_file.collect()}["n3@00"] == 1

@@ -30,7 +30,11 @@ def test_unknown_source_names_the_known_ones(tmp_path):
         (lambda r: r.pop("log_format"), "missing required key 'log_format'"),
         (lambda r: r.update(level_field="Severity"), "field 'Severity' is not in log_format"),
         (lambda r: r["masks"].append({"name": "bad", "regex": "(unclosed"}), "invalid regex"),
-        (lambda r: r["session"].pop("id_regex"), "session needs 'id_regex'"),
+        (lambda r: r["session"].pop("id_regex"), "session needs either 'id_regex'"),
+        (lambda r: r["session"].update(key_field="Pid", window_minutes=0), "session needs either"),
+        (lambda r: r.update(session={"key_field": "Pid", "window_minutes": 0}), "window_minutes must be"),
+        (lambda r: r.update(session={"key_field": "Node", "window_minutes": 60}), "key_field 'Node' is not"),
+        (lambda r: r.update(labels={"field": "Label"}), "labels.field 'Label' is not"),
         (lambda r: r["timestamp"].pop("format"), "timestamp needs"),
     ],
 )
