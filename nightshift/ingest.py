@@ -18,6 +18,7 @@ FIELD_SEPARATOR = "\u0001"
 
 # Quarantine reasons, in the order they are checked.
 REASON_EMPTY = "empty_line"
+REASON_TOO_LONG = "line_too_long"
 REASON_CONTROL = "control_character"
 REASON_FORMAT = "format_mismatch"
 REASON_TIMESTAMP = "bad_timestamp"
@@ -89,9 +90,11 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
     fmt = source.log_format
     line = F.make_valid_utf8(F.col("value"))
     replacement = FIELD_SEPARATOR + FIELD_SEPARATOR.join("${%s}" % name for name in fmt.fields)
-    joined = F.regexp_replace(line, "(?s)" + fmt.regex, replacement)
+    too_long = F.length(line) > source.max_line_length
+    # CASE WHEN is evaluated lazily: over-long lines never reach the regex engine
+    joined = F.when(~too_long, F.regexp_replace(line, "(?s)" + fmt.regex, replacement))
     has_control = F.instr(line, FIELD_SEPARATOR) > 0
-    matched = joined.startswith(FIELD_SEPARATOR) & ~has_control
+    matched = F.coalesce(joined.startswith(FIELD_SEPARATOR), F.lit(False)) & ~has_control
     parts = F.split(F.substring(joined, 2, 1 << 30), FIELD_SEPARATOR, len(fmt.fields))
 
     def field(name: str):
@@ -102,6 +105,7 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
     ts = F.try_to_timestamp(ts_text, F.lit(source.timestamp_format))
     reason = (
         F.when(F.trim(line) == "", F.lit(REASON_EMPTY))
+        .when(too_long, F.lit(REASON_TOO_LONG))
         .when(has_control, F.lit(REASON_CONTROL))
         .when(~matched, F.lit(REASON_FORMAT))
         .when(ts.isNull(), F.lit(REASON_TIMESTAMP))
@@ -229,22 +233,14 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     else:
         log.warning("no raw files for %s %s: writing an empty day", source.name, day)
         lines = spark.createDataFrame([], "value string, source_file string, _block_start long, _row_id long")
-    input_lines = lines.count()
+    input_lines = _count_lines(lines)
 
-    # One pass of the per-line regex work, written to a staging partition; everything after it
-    # (distinct messages, the template join, the two outputs) reads columnar Parquet.
     staging_dir = lake.staging_dir("ingest", source.name, day)
-    classify_lines(lines, source).write.mode("overwrite").parquet(str(staging_dir))
-    staged = attach_line_numbers(spark.read.parquet(str(staging_dir)))
-    parsed = staged.filter(F.col("reason").isNull())
     store_path = lake.template_store_file(source.name)
-    store = TemplateStore.load(store_path, **_drain_params(source))
-    distinct_masked = [row.masked for row in parsed.select("masked").distinct().collect()]
-    assignments = store.assign(distinct_masked, day)
-    attach_template_ids(parsed, assignments).write.mode("overwrite").parquet(str(parsed_dir))
-    staged.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).write.mode("overwrite").parquet(
-        str(quarantine_dir)
-    )
+    store = TemplateStore.load(store_path, **drain_params(source))
+    parsed, quarantine, distinct_masked = parse_lines(lines, source, store, day, staging_dir)
+    parsed.write.mode("overwrite").parquet(str(parsed_dir))
+    quarantine.write.mode("overwrite").parquet(str(quarantine_dir))
     store.save(store_path)
     shutil.rmtree(staging_dir, ignore_errors=True)
 
@@ -257,6 +253,7 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
         F.count("template_id").alias("with_template"),
         F.count("session_id").alias("with_session"),
         F.countDistinct("session_id").alias("sessions"),
+        F.countDistinct("template_id").alias("templates"),
         F.sum(F.col("encoding_repaired").cast("long")).alias("encoding_repaired"),
     ).first()
     report = {
@@ -274,7 +271,7 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
         "sessions": stats["sessions"],
         "encoding_repaired_lines": stats["encoding_repaired"] or 0,
         "distinct_messages": len(distinct_masked),
-        "templates_used": len(set(assignments.values())),
+        "templates_used": stats["templates"],
         "new_templates": store.new_template_ids(day),
         "template_store_version": store.version,
     }
@@ -291,7 +288,46 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     return report
 
 
-def _drain_params(source: SourceConfig) -> dict:
+def _count_lines(lines: "DataFrame") -> int:
+    """Count the raw lines; a file Spark cannot read (e.g. a truncated .gz) is a clear error,
+    never a silently half-read day (``spark.sql.files.ignoreCorruptFiles`` stays false)."""
+    import re
+
+    try:
+        return lines.count()
+    except Exception as exc:  # py4j/Spark wrap the reader's error; keep its first line
+        text = str(exc)
+        if "FAILED_READ_FILE" not in text:
+            raise
+        match = re.search(r"reading file (\S+?)\.? ", text)
+        cause = re.search(r"(java\.io\.\w+Exception: [^\n]*)", text)
+        raise IngestError(
+            f"cannot read raw file {match.group(1) if match else '(unknown)'}: "
+            f"{cause.group(1) if cause else 'unreadable or corrupt file'}; nothing was written for this day"
+        ) from None
+
+
+def parse_lines(lines: "DataFrame", source: SourceConfig, store, day: str, staging_dir) -> tuple:
+    """Classify raw lines, number them, and give every parsed line a template id from ``store``.
+
+    The per-line regex work runs once and is written to ``staging_dir``; everything after it
+    (distinct messages, the template join, the two outputs) reads columnar Parquet. Returns
+    ``(parsed, quarantine, distinct_masked_messages)``; the frames read the staging files, so
+    write them before deleting ``staging_dir``.
+    """
+    from pyspark.sql import functions as F
+
+    spark = lines.sparkSession
+    classify_lines(lines, source).write.mode("overwrite").parquet(str(staging_dir))
+    staged = attach_line_numbers(spark.read.parquet(str(staging_dir)))
+    parsed = staged.filter(F.col("reason").isNull())
+    distinct_masked = [row.masked for row in parsed.select("masked").distinct().collect()]
+    assignments = store.assign(distinct_masked, day)
+    quarantine = staged.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
+    return attach_template_ids(parsed, assignments), quarantine, distinct_masked
+
+
+def drain_params(source: SourceConfig) -> dict:
     return {
         "depth": int(source.drain.get("depth", 4)),
         "similarity_threshold": float(source.drain.get("similarity_threshold", 0.5)),

@@ -44,8 +44,15 @@ class LogFormat:
             else:
                 groups_so_far += 1
                 group_index[part] = groups_so_far
-                is_last = part == fields[-1]
-                regex += f"(?<{part}>.*)" if is_last else f"(?<{part}>.*?)"
+                if part == fields[-1]:
+                    regex += f"(?<{part}>.*)"
+                elif parts[i + 1].startswith(" "):
+                    # A field ended by whitespace is one token. Loghub's lazy ``.*?`` finds the same
+                    # token on lines that match, but on lines that don't it backtracks over every
+                    # combination of spaces (polynomial in the line length); ``\S*?`` cannot.
+                    regex += f"(?<{part}>\\S*?)"
+                else:
+                    regex += f"(?<{part}>.*?)"
         anchored = f"^{regex}$"
         parsed = cls(format_string=format_string, fields=fields, regex=anchored, group_index=group_index)
         try:

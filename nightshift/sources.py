@@ -17,6 +17,9 @@ import yaml
 from nightshift.logformat import LogFormat
 
 
+DEFAULT_MAX_LINE_LENGTH = 65536   # characters; longer lines are quarantined as line_too_long
+
+
 class SourceConfigError(ValueError):
     """A source YAML file is missing, malformed or inconsistent."""
 
@@ -45,6 +48,7 @@ class SourceConfig:
     label_field: str | None
     label_normal_values: tuple[str, ...]
     drain: dict[str, Any]
+    max_line_length: int
     validation: dict[str, dict[str, float]]
     description: str = ""
     path: Path | None = field(default=None, compare=False)
@@ -79,6 +83,17 @@ def load_source(name: str, sources_dir: Path) -> SourceConfig:
     if not path.exists():
         known = sorted(p.stem for p in Path(sources_dir).glob("*.yaml"))
         raise SourceConfigError(f"no source {name!r}: {path} does not exist (known sources: {known})")
+    source = load_source_file(path)
+    if source.name != name:
+        raise SourceConfigError(f"{path}: name {source.name!r} does not match the file name {name!r}")
+    return source
+
+
+def load_source_file(path: Path) -> SourceConfig:
+    """Load and validate a source YAML file by path (e.g. a new source being tried out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceConfigError(f"source file {path} does not exist")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -150,10 +165,17 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
         label_field=labels.get("field"),
         label_normal_values=tuple(str(v) for v in labels.get("normal_values", ["-"])),
         drain=dict(raw.get("drain") or {}),
+        max_line_length=_positive_int(raw.get("max_line_length", DEFAULT_MAX_LINE_LENGTH), f"{where}: max_line_length"),
         validation={k: dict(v) for k, v in (raw.get("validation") or {}).items()},
         description=str(raw.get("description", "")),
         path=path,
     )
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SourceConfigError(f"{where} must be a positive integer, got {value!r}")
+    return value
 
 
 def _check_regex(pattern: str, where: str) -> None:

@@ -1,0 +1,100 @@
+"""``nightshift`` command line: tools that run outside the nightly schedule.
+
+    nightshift try-source SOURCE LOGFILE [--output lines.csv] [--show 20]
+
+``try-source`` parses one log file with a source definition (a name from ``sources/`` or a path to
+a YAML file you are writing) on a local Spark session, with a fresh template store (the lake is not
+touched), and reports each line's number with its template id (or its quarantine reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _load_source(spec: str):
+    from nightshift.settings import load_settings
+    from nightshift.sources import load_source, load_source_file
+
+    if spec.endswith((".yaml", ".yml")) or "/" in spec:
+        return load_source_file(Path(spec))
+    return load_source(spec, load_settings().sources_dir)
+
+
+def try_source(spark, source, log_file: Path, output: Path | None, show: int, out=sys.stdout) -> dict:
+    """Parse ``log_file`` with ``source``; write per-line results to ``output`` (CSV) if given.
+
+    Returns counts: ``lines``, ``parsed``, ``quarantined``, ``reasons``, ``templates``.
+    """
+    from pyspark.sql import functions as F
+
+    from nightshift.ingest import drain_params, parse_lines, read_raw_lines
+    from nightshift.templates import TemplateStore
+
+    if not log_file.is_file():
+        raise FileNotFoundError(f"log file {log_file} does not exist")
+    with tempfile.TemporaryDirectory(prefix="nightshift-try-") as tmp:
+        store = TemplateStore.load(Path(tmp) / "store.json", **drain_params(source))
+        lines = read_raw_lines(spark, [str(log_file.resolve())])
+        parsed, quarantine, _ = parse_lines(lines, source, store, "1970-01-01", Path(tmp) / "staging")
+        templates = store.templates()
+        mapping = spark.createDataFrame(sorted(templates.items()), "template_id int, template string")
+        result = (
+            parsed.join(F.broadcast(mapping), "template_id", "left")
+            .select("line_number", F.lit("parsed").alias("status"), F.lit(None).cast("string").alias("reason"),
+                    "template_id", "template", "session_id")
+            .unionByName(
+                quarantine.select("line_number", F.lit("quarantined").alias("status"), "reason",
+                                  F.lit(None).cast("int").alias("template_id"), F.lit(None).cast("string").alias("template"),
+                                  F.lit(None).cast("string").alias("session_id"))
+            )
+            .orderBy("line_number")
+        )
+        result.write.mode("overwrite").parquet(str(Path(tmp) / "result"))
+        result = spark.read.parquet(str(Path(tmp) / "result")).orderBy("line_number")
+        counts = {r["status"]: r["count"] for r in result.groupBy("status").count().collect()}
+        reasons = {r["reason"]: r["count"] for r in result.filter("reason is not null").groupBy("reason").count().collect()}
+        if output:
+            csv_dir = Path(tmp) / "csv"
+            result.coalesce(1).write.option("header", True).csv(str(csv_dir))
+            shutil.move(str(next(csv_dir.glob("part-*.csv"))), output)
+        print(f"{log_file}: {sum(counts.values())} lines, {counts.get('parsed', 0)} parsed, "
+              f"{counts.get('quarantined', 0)} quarantined {reasons or ''}; {len(templates)} templates", file=out)
+        for row in result.limit(show).collect():
+            what = f"T{row.template_id:<5} {row.template}" if row.status == "parsed" else f"QUARANTINED ({row.reason})"
+            print(f"{row.line_number:>8}  {what}", file=out)
+        if output:
+            print(f"all lines: {output}", file=out)
+    return {"lines": sum(counts.values()), "parsed": counts.get("parsed", 0),
+            "quarantined": counts.get("quarantined", 0), "reasons": reasons, "templates": templates}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nightshift", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_try = sub.add_parser("try-source", help="parse one log file with a source definition, outside the schedule")
+    p_try.add_argument("source", help="source name (sources/<name>.yaml) or path to a source YAML file")
+    p_try.add_argument("log_file", type=Path, help="a log file (.gz is decompressed)")
+    p_try.add_argument("--output", type=Path, help="write every line's result to this CSV file")
+    p_try.add_argument("--show", type=int, default=20, help="lines to print (default 20)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from nightshift.spark import get_spark
+
+    source = _load_source(args.source)
+    spark = get_spark("nightshift-try-source")
+    try:
+        try_source(spark, source, args.log_file, args.output, args.show)
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
