@@ -43,3 +43,17 @@ def test_invalid_source_configs_fail_clearly(change, message):
     change(raw)
     with pytest.raises(SourceConfigError, match=message):
         parse_source(raw)
+
+
+def test_the_documented_example_source_is_valid(tmp_path):
+    """docs/sources.md's example YAML loads, and its format string splits its example lines."""
+    import re
+
+    doc = (PROJECT_ROOT / "docs" / "sources.md").read_text()
+    example = re.search(r"`sources/linux.yaml`:\n\n```yaml\n(.*?)```", doc, re.S).group(1)
+    source = parse_source(yaml.safe_load(example))
+    assert source.name == "linux" and source.session_key_field == "Level"
+    line = re.search(r"```\n(Jun 14 15:16:01 .*?)\n", doc).group(1)
+    fields = source.log_format.python_regex.match(line).groupdict()
+    assert fields["Component"] == "sshd(pam_unix)" and fields["PID"] == "19939"
+    assert fields["Content"].startswith("authentication failure")
