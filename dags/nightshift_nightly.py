@@ -4,7 +4,8 @@
 Processes one day of one log source, end to end:
 
 `resolve_day` → `ingest_logs` (Spark) → `validate_parsed_lines` (Great Expectations) →
-`build_features` (Spark) → `validate_session_features` → `plan_training` →
+`build_features` (Spark) → `validate_session_features` → `publish_features` (Asset event that
+triggers the scoring DAG) and `plan_training` →
 `train_candidate` (one mapped task per candidate, MLflow runs) → `evaluate_candidates` →
 `promote_champion` (MLflow registry aliases).
 
@@ -19,11 +20,15 @@ Processes one day of one log source, end to end:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
+
+from nightshift.assets import VALIDATED_FEATURES
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -44,7 +49,10 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
 @dag(
     dag_id="nightshift_nightly",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # early, so that manual runs and backfills can process historical days (runs with a logical
+    # date before start_date would silently run no task); catchup=False keeps the scheduler from
+    # creating runs for the past on its own
+    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
@@ -57,6 +65,8 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
                      description="YYYY-MM-DD; empty = the run's data interval start"),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Train and decide, record the decision, but move no registry alias"),
+        "mode": Param(None, type=["null", "string"], enum=[None, "auto", "dry_run", "manual"], title="Promotion mode",
+                      description="empty = config/promotion.yaml; manual = wait for approval in this UI"),
     },
 )
 def nightshift_nightly():
@@ -71,12 +81,18 @@ def nightshift_nightly():
             raise ValueError("this run has no data interval: trigger it with the 'day' parameter (YYYY-MM-DD)")
         return data_interval_start.in_timezone("UTC").date().isoformat()
 
+    @task(outlets=[VALIDATED_FEATURES])
+    def publish_features(day: str, params=None, outlet_events=None) -> None:
+        """Announce the day's validated features (an Asset event); the scoring DAG runs on it."""
+        outlet_events[VALIDATED_FEATURES].extra = {"source": params["source"], "day": day}
+
     @task
     def plan_training(day: str, params=None) -> list[dict]:
         """Pick holdout and training days; one training job per candidate. Skips the rest of the
         run (recording why) when there is not enough validated labelled data."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from nightshift.gate import load_policy
         from nightshift.lake import Lake
         from nightshift.promotion import record_skip
         from nightshift.settings import load_settings
@@ -84,7 +100,8 @@ def nightshift_nightly():
 
         settings = load_settings()
         config = load_training_config(settings.config_dir)
-        plan = make_plan(Lake(settings.data_root), params["source"], day, config)
+        holdout_days = load_policy(settings.config_dir).holdout_days
+        plan = make_plan(Lake(settings.data_root), params["source"], day, config, holdout_days)
         if plan.skip_reason:
             record_skip(settings, params["source"], day, plan.skip_reason, plan.to_dict())
             raise AirflowSkipException(plan.skip_reason)
@@ -104,26 +121,48 @@ def nightshift_nightly():
         return train(settings, config, TrainingPlan.from_dict(job["plan"]), job["candidate"])
 
     @task
-    def evaluate_candidates(jobs: list[dict], results: list[dict], params=None) -> dict:
-        """Score the champion on the same holdout, register the best candidate, decide."""
+    def evaluate_candidates(jobs: list[dict], results: list[dict], params=None, run_id=None) -> dict:
+        """Run the promotion gate for the best candidate against the champion; register it; decide."""
+        from nightshift.gate import load_policy
         from nightshift.promotion import evaluate_candidates as evaluate
         from nightshift.settings import load_settings
         from nightshift.training import TrainingPlan, load_training_config
 
         settings = load_settings()
-        config = load_training_config(settings.config_dir)
+        config, policy = load_training_config(settings.config_dir), load_policy(settings.config_dir)
+        mode = "dry_run" if params["dry_run"] else (params.get("mode") or policy.mode)
         plan = TrainingPlan.from_dict(jobs[0]["plan"])
-        return evaluate(settings, config, plan, list(results), bool(params["dry_run"]))
+        return evaluate(settings, config, policy, plan, list(results), mode, decided_by=f"airflow:{run_id}")
 
-    @task
+    @task.branch
+    def route_decision(record: dict) -> str:
+        """Manual mode with a passed gate waits for an operator; everything else is applied directly."""
+        from nightshift.promotion import PENDING
+
+        return "await_approval" if record["decision"] == PENDING else "promote_champion"
+
+    await_approval = ApprovalOperator(
+        task_id="await_approval",
+        subject="Promote {{ ti.xcom_pull(task_ids='evaluate_candidates')['model_name'] }} "
+                "v{{ ti.xcom_pull(task_ids='evaluate_candidates')['challenger_version'] }} to champion?",
+        body="{{ ti.xcom_pull(task_ids='evaluate_candidates')['reason'] }}\n\nDecision record: "
+             "{{ ti.xcom_pull(task_ids='evaluate_candidates')['decision_record']['path'] }}",
+        response_timeout=timedelta(days=1),
+    )
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def promote_champion(record: dict) -> dict:
-        """Move the champion alias if the decision says so; record the decision."""
-        from nightshift.promotion import apply_decision
-        from nightshift.settings import load_settings
-        from nightshift.training import load_training_config
+        """Move the champion alias if the decision (or an operator's approval) says so; record it."""
+        from airflow.sdk import get_current_context
 
-        settings = load_settings()
-        return apply_decision(settings, load_training_config(settings.config_dir), record)
+        from nightshift.promotion import PENDING, apply_decision
+        from nightshift.settings import load_settings
+
+        approved_by = None
+        if record["decision"] == PENDING:
+            response = get_current_context()["ti"].xcom_pull(task_ids="await_approval") or {}
+            approved_by = f"airflow-user:{(response.get('responded_by_user') or {}).get('name', 'unknown')}"
+        return apply_decision(load_settings(), record, approved_by=approved_by)
 
     day = resolve_day()
     ingest = _spark_job("ingest_logs", "ingest.py")
@@ -131,9 +170,12 @@ def nightshift_nightly():
     features = _spark_job("build_features", "features.py")
     validate_features = _spark_job("validate_session_features", "validate.py", "--suite", "session_features")
     jobs = plan_training(day)
-    day >> ingest >> validate_parsed >> features >> validate_features >> jobs
+    day >> ingest >> validate_parsed >> features >> validate_features >> [publish_features(day), jobs]
     results = train_candidate.expand(job=jobs)
-    promote_champion(evaluate_candidates(jobs, results))
+    record = evaluate_candidates(jobs, results)
+    promoted = promote_champion(record)
+    route_decision(record) >> [await_approval, promoted]
+    await_approval >> promoted
 
 
 nightshift_nightly()

@@ -5,7 +5,7 @@ of labelled sessions that are anomalous; it is only checked when labels have arr
 """
 
 FEATURE_SCHEMA = [
-    "session_id", "start_ts", "end_ts", "duration_s", "line_count", "warn_count", "error_count",
+    "session_id", "component", "start_ts", "end_ts", "duration_s", "line_count", "warn_count", "error_count",
     "event_counts", "label",
 ]
 

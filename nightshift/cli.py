@@ -1,6 +1,8 @@
 """``nightshift`` command line: tools that run outside the nightly schedule.
 
     nightshift try-source SOURCE LOGFILE [--output lines.csv] [--show 20]
+    nightshift promotions --source hdfs [--json]
+    nightshift rollback --source hdfs [--to-version N] [--force] --reason "..."
 
 ``try-source`` parses one log file with a source definition (a name from ``sources/`` or a path to
 a YAML file you are writing) on a local Spark session, with a fresh template store (the lake is not
@@ -82,8 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     p_try.add_argument("log_file", type=Path, help="a log file (.gz is decompressed)")
     p_try.add_argument("--output", type=Path, help="write every line's result to this CSV file")
     p_try.add_argument("--show", type=int, default=20, help="lines to print (default 20)")
+    p_log = sub.add_parser("promotions", help="list every move of the champion alias (the promotion log)")
+    p_log.add_argument("--source", required=True)
+    p_log.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p_rb = sub.add_parser("rollback", help="move the champion alias back (to 'previous' or a given version)")
+    p_rb.add_argument("--source", required=True)
+    p_rb.add_argument("--to-version", help="registered model version (default: the 'previous' alias)")
+    p_rb.add_argument("--force", action="store_true", help="allow a version that never passed the promotion gate")
+    p_rb.add_argument("--reason", required=True, help="why; recorded in the promotion log")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.command in ("promotions", "rollback"):
+        return _registry_command(args)
 
     from nightshift.spark import get_spark
 
@@ -93,6 +105,31 @@ def main(argv: list[str] | None = None) -> int:
         try_source(spark, source, args.log_file, args.output, args.show)
     finally:
         spark.stop()
+    return 0
+
+
+def _registry_command(args) -> int:
+    import getpass
+    import json
+
+    from nightshift import promotion_log
+    from nightshift.rollback import RollbackRefused, rollback
+    from nightshift.settings import load_settings
+    from nightshift.training import load_training_config
+
+    settings = load_settings()
+    model_name = load_training_config(settings.config_dir).model_name(args.source)
+    if args.command == "promotions":
+        entries = promotion_log.read(settings.data_root, model_name)
+        print("\n".join(json.dumps(e, sort_keys=True) for e in entries) if args.json else promotion_log.render(entries))
+        return 0
+    try:
+        entry = rollback(settings, model_name, to_version=args.to_version, force=args.force,
+                         decided_by=f"cli:{getpass.getuser()}", reason=args.reason)
+    except RollbackRefused as exc:
+        print(f"rollback refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"{model_name}: champion v{entry['from_version']} -> v{entry['to_version']} ({entry['reason']})")
     return 0
 
 

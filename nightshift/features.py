@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 WARN_LEVELS = ("WARN", "WARNING")
 ERROR_LEVELS = ("ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
 FEATURE_COLUMNS = [
-    "session_id", "start_ts", "end_ts", "duration_s", "line_count", "warn_count", "error_count",
+    "session_id", "component", "start_ts", "end_ts", "duration_s", "line_count", "warn_count", "error_count",
     "event_counts", "label",
 ]
 
@@ -24,7 +24,8 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
 
     Lines without a session id belong to no session and are not counted here.
     ``event_counts`` maps a template id (as a string) to the number of lines of that template;
-    ``inline_label`` is 1 when any line carries an anomaly label (sources with in-line labels).
+    ``inline_label`` is 1 when any line carries an anomaly label (sources with in-line labels);
+    ``component`` is the component of the session's first line (a slice for the promotion gate).
     """
     from pyspark.sql import functions as F
 
@@ -38,6 +39,7 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
             F.sum(F.col("level").isin(*WARN_LEVELS).cast("long")).alias("warn"),
             F.sum(F.col("level").isin(*ERROR_LEVELS).cast("long")).alias("error"),
             F.max("line_label").alias("line_label"),
+            F.min_by("component", "ts").alias("first_component"),
         )
     )
     return (
@@ -52,6 +54,7 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
                 F.array_sort(F.collect_list(F.struct(F.col("template_id").cast("string").alias("k"), F.col("n").alias("v"))))
             ).alias("event_counts"),
             F.max("line_label").cast("int").alias("inline_label"),
+            F.min_by("first_component", "first_ts").alias("component"),
         )
         .withColumn("duration_s", F.col("end_ts").cast("double") - F.col("start_ts").cast("double"))
     )

@@ -24,10 +24,7 @@ class TrainingConfig:
     model_name_prefix: str
     experiment_prefix: str
     window_days: int
-    min_labelled_days: int
     metric: str
-    margin: float
-    floor: float
     candidates: tuple[dict[str, Any], ...]
 
     def model_name(self, source: str) -> str:
@@ -56,10 +53,7 @@ def load_training_config(config_dir: Path) -> TrainingConfig:
         model_name_prefix=raw["model_name_prefix"],
         experiment_prefix=raw["experiment_prefix"],
         window_days=int(raw["window_days"]),
-        min_labelled_days=max(2, int(raw["min_labelled_days"])),
         metric="f1",
-        margin=float(raw["promotion"]["margin"]),
-        floor=float(raw["promotion"]["floor"]),
         candidates=candidates,
     )
 
@@ -68,21 +62,27 @@ def load_training_config(config_dir: Path) -> TrainingConfig:
 class TrainingPlan:
     source: str
     day: str
-    holdout_day: str | None
+    holdout_days: tuple[str, ...]
     train_days: tuple[str, ...]
     excluded_days: dict[str, str] = field(default_factory=dict)
     skip_reason: str | None = None
+
+    @property
+    def labelled_days(self) -> tuple[str, ...]:
+        """All usable days, oldest first (training days then holdout days)."""
+        return self.train_days + self.holdout_days
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainingPlan":
-        return cls(**{**d, "train_days": tuple(d["train_days"])})
+        return cls(**{**d, "train_days": tuple(d["train_days"]), "holdout_days": tuple(d["holdout_days"])})
 
 
-def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig) -> TrainingPlan:
-    """Choose holdout and training days among the window's labelled, validated days up to ``day``."""
+def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, holdout_days: int = 1) -> TrainingPlan:
+    """Choose holdout and training days among the window's labelled, validated days up to ``day``:
+    the latest ``holdout_days`` are held out (never trained on), the earlier ones are trained on."""
     first = (dt.date.fromisoformat(day) - dt.timedelta(days=config.window_days - 1)).isoformat()
     usable, excluded = [], {}
     for d in lake.days_with("features", source):
@@ -101,13 +101,14 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig) -> 
             excluded[d] = "; ".join(problems)
         else:
             usable.append(d)
-    if len(usable) < config.min_labelled_days:
+    needed = holdout_days + 1
+    if len(usable) < needed:
         reason = (
-            f"need {config.min_labelled_days} validated labelled days in the {config.window_days}-day window, "
-            f"have {len(usable)}"
+            f"need {needed} validated labelled days in the {config.window_days}-day window "
+            f"({holdout_days} holdout + 1 training), have {len(usable)}"
         )
-        return TrainingPlan(source, day, None, (), excluded, reason)
-    return TrainingPlan(source, day, usable[-1], tuple(usable[:-1]), excluded, None)
+        return TrainingPlan(source, day, (), (), excluded, reason)
+    return TrainingPlan(source, day, tuple(usable[-holdout_days:]), tuple(usable[:-holdout_days]), excluded, None)
 
 
 def _has_labels(lake: Lake, source: str, day: str) -> bool:
@@ -191,7 +192,7 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
     candidate = config.candidate(candidate_name)
     lake = Lake(settings.data_root)
     train = load_labelled_sessions(lake, plan.source, plan.train_days)
-    holdout = load_labelled_sessions(lake, plan.source, [plan.holdout_day])
+    holdout = load_labelled_sessions(lake, plan.source, plan.holdout_days)
     if train["label"].nunique() < 2:
         raise ValueError(f"training days {plan.train_days} have only one class; cannot train {candidate_name}")
     X_train, y_train = to_model_input(train), train["label"].to_numpy()
@@ -206,7 +207,7 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
         )
         mlflow.log_params(
             {"kind": candidate["kind"], **{f"model.{k}": v for k, v in (candidate.get("params") or {}).items()},
-             "train_days": ",".join(plan.train_days), "holdout_day": plan.holdout_day,
+             "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
              "window_days": config.window_days, "train_sessions": len(train), "holdout_sessions": len(holdout)}
         )
         mlflow.log_input(
@@ -219,7 +220,7 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
         mlflow.log_input(
             mlflow.data.from_pandas(
                 pd.concat([X_holdout, holdout[["label"]]], axis=1),
-                source=str(lake.features_dir(plan.source, plan.holdout_day)), name="holdout", targets="label",
+                source=str(lake.root / "features" / f"source={plan.source}"), name="holdout", targets="label",
             ),
             context="holdout",
         )
@@ -231,15 +232,18 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
         mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
         mlflow.log_metric("vocabulary_size", len(model.named_steps["vectorize"].vocabulary_))
-        signature = infer_signature(X_train, model.predict(X_train.head(5)))
+        # pyfunc (and so the Spark UDF used for batch scoring) returns class probabilities:
+        # [P(normal), P(anomalous)] per session
+        signature = infer_signature(X_train, model.predict_proba(X_train.head(5)))
         info = mlflow.sklearn.log_model(
             model,
             name="model",
             signature=signature,
             input_example=X_train.head(2),
+            pyfunc_predict_fn="predict_proba",
             serialization_format="cloudpickle",
             code_paths=[str(Path(nightshift.__file__).parent)],
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
         )
-    log.info("candidate %s on %s: holdout %s", candidate_name, plan.holdout_day, metrics)
+    log.info("candidate %s, holdout %s: %s", candidate_name, ",".join(plan.holdout_days), metrics)
     return {"candidate": candidate_name, "run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics}

@@ -38,11 +38,13 @@ def test_every_dag_is_documented_and_single_run(dagbag):
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["nightshift_nightly"]
     order = ["resolve_day", "ingest_logs", "validate_parsed_lines", "build_features", "validate_session_features",
-             "plan_training", "train_candidate", "evaluate_candidates", "promote_champion"]
-    assert set(dag.task_ids) == set(order)
+             "plan_training", "train_candidate", "evaluate_candidates", "route_decision", "promote_champion"]
+    assert set(dag.task_ids) == set(order) | {"publish_features", "await_approval"}
+    assert dag.get_task("await_approval").downstream_task_ids == {"promote_champion"}
+    assert "publish_features" in dag.get_task("validate_session_features").downstream_task_ids
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
-    assert set(dag.params.keys()) == {"source", "day", "dry_run"}
+    assert set(dag.params.keys()) == {"source", "day", "dry_run", "mode"}
     assert dag.params["dry_run"] is False
     from airflow.sdk import CronDataIntervalTimetable
 

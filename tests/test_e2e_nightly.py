@@ -82,7 +82,7 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     assert first["decision"] == "skipped" and "need 2" in first["reason"]
     second = lake.read_report("hdfs", DAYS[1], "decision")
     assert second["decision"] == "promoted", second["reason"]
-    assert second["holdout_day"] == DAYS[1] and second["train_days"] == [DAYS[0]]
+    assert second["holdout_days"] == [DAYS[1]] and second["train_days"] == [DAYS[0]]
     assert set(second["candidates"]) == {"baseline_logreg", "random_forest", "gradient_boosting"}
 
     mlflow.set_tracking_uri(pipeline_run["env"]["MLFLOW_TRACKING_URI"])
@@ -107,4 +107,5 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     model = mlflow.pyfunc.load_model("models:/log_anomaly_hdfs@champion")
     unseen = pd.DataFrame([{"line_count": 3, "duration_s": 1.0, "warn_count": 0, "error_count": 0,
                             "event_counts": json.dumps({"999999": 3})}])
-    assert list(model.predict(unseen)) in ([0], [1])
+    probabilities = model.predict(unseen)
+    assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1.0) < 1e-9

@@ -10,8 +10,8 @@ from nightshift.features import attach_labels, read_labels, session_features
 def _parsed(spark, rows, line_labels=None):
     line_labels = line_labels or [None] * len(rows)
     return spark.createDataFrame(
-        [(s, dt.datetime(2026, 11, 1, 0, 0, sec), lvl, t, lab) for (s, sec, lvl, t), lab in zip(rows, line_labels)],
-        "session_id string, ts timestamp, level string, template_id int, line_label int",
+        [(s, dt.datetime(2026, 11, 1, 0, 0, sec), lvl, t, lab, f"comp{t}") for (s, sec, lvl, t), lab in zip(rows, line_labels)],
+        "session_id string, ts timestamp, level string, template_id int, line_label int, component string",
     )
 
 
@@ -25,6 +25,7 @@ def test_counts_templates_levels_and_duration_per_session(spark):
     assert rows["blk_1"].event_counts == {"1": 2, "2": 1}
     assert (rows["blk_1"].line_count, rows["blk_1"].warn_count, rows["blk_1"].error_count) == (3, 1, 0)
     assert rows["blk_1"].duration_s == 9.0
+    assert rows["blk_1"].component == "comp1"          # the component of the first line
     assert (rows["blk_2"].error_count, rows["blk_2"].duration_s) == (1, 0.0)
 
 

@@ -1,31 +1,117 @@
-"""The promotion rule, on cases where the right decision is known."""
+"""Promotion, the gate's wiring, modes, rollback and the promotion log, with real scikit-learn
+models and a real MLflow store (SQLite) on synthetic feature partitions (no Spark needed)."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from nightshift.promotion import KEPT, PROMOTED, decide
-from nightshift.settings import PROJECT_ROOT
-from nightshift.training import load_training_config
+from nightshift import promotion_log
+from nightshift.gate import load_policy
+from nightshift.lake import Lake
+from nightshift.promotion import KEPT, PENDING, PROMOTED, apply_decision, evaluate_candidates
+from nightshift.rollback import RollbackRefused, rollback
+from nightshift.settings import PROJECT_ROOT, load_settings
+from nightshift.training import load_training_config, plan_training, train_candidate
+
+DAYS = ["2026-05-01", "2026-05-02", "2026-05-03"]
 
 
-@pytest.fixture(scope="module")
-def config():
-    return load_training_config(PROJECT_ROOT / "config")
+def _sessions(day: str, n: int, seed: int, anomaly_template: str) -> pd.DataFrame:
+    """Normal sessions use templates 1-3; anomalies add ``anomaly_template`` and drop an ack."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        anomalous = rng.random() < 0.1
+        counts = {"1": 3, "2": 3, "3": int(rng.integers(1, 3))}
+        if anomalous:
+            counts[anomaly_template] = 1
+            counts["3"] = 0
+        rows.append({"session_id": f"blk_{day}_{i}", "component": "dfs.DataNode" if i % 2 else "dfs.FSNamesystem",
+                     "line_count": sum(counts.values()), "duration_s": float(rng.integers(1, 60)),
+                     "warn_count": int(anomalous and rng.random() < 0.5), "error_count": 0,
+                     "event_counts": [(k, v) for k, v in sorted(counts.items()) if v], "label": int(anomalous)})
+    return pd.DataFrame(rows)
 
 
-def _best(f1):
-    return {"candidate": "random_forest", "metrics": {"f1": f1}}
+def _write_day(lake: Lake, day: str, frame: pd.DataFrame) -> None:
+    out = lake.features_dir("hdfs", day)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame.drop(columns=["event_counts"]), preserve_index=False).append_column(
+        "event_counts", pa.array(frame["event_counts"].tolist(), type=pa.map_(pa.string(), pa.int64())))
+    pq.write_table(table, out / "part-0.parquet")
+    lake.labels_dir("hdfs", day).mkdir(parents=True, exist_ok=True)
+    frame[["session_id", "label"]].to_csv(lake.labels_file("hdfs", day), index=False)
+    for suite in ("parsed_lines", "session_features"):
+        lake.write_report("hdfs", day, f"validation_{suite}", {"success": True, "failures": [], "suite": suite})
 
 
-def test_first_champion_needs_the_floor(config):
-    assert decide(_best(config.floor), None, config)[0] == PROMOTED
-    decision, reason = decide(_best(config.floor - 0.01), None, config)
-    assert decision == KEPT and "floor" in reason
+@pytest.fixture
+def env(tmp_path):
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    config = load_training_config(PROJECT_ROOT / "config")
+    config = dataclasses.replace(config, candidates=tuple(c for c in config.candidates if c["name"] == "baseline_logreg"))
+    policy = dataclasses.replace(load_policy(PROJECT_ROOT / "config"), bootstrap_resamples=300, slice_min_sessions=50)
+    return settings, config, policy, Lake(settings.data_root)
 
 
-def test_challenger_must_beat_champion_by_the_margin(config):
-    assert decide(_best(0.90 + config.margin), 0.90, config)[0] == PROMOTED
-    decision, reason = decide(_best(0.90 + config.margin / 2), 0.90, config)
-    assert decision == KEPT and "margin" in reason
-    assert decide(_best(0.5), 0.9, config)[0] == KEPT
+def _night(settings, config, policy, lake, day, mode="auto"):
+    plan = plan_training(lake, "hdfs", day, config, policy.holdout_days)
+    results = [train_candidate(settings, config, plan, c["name"]) for c in config.candidates]
+    record = evaluate_candidates(settings, config, policy, plan, results, mode, decided_by="test")
+    return record
+
+
+def test_promote_keep_rollback_and_the_log(env):
+    settings, config, policy, lake = env
+    for i, day in enumerate(DAYS):
+        _write_day(lake, day, _sessions(day, 600, seed=i, anomaly_template="9"))
+
+    first = apply_decision(settings, _night(settings, config, policy, lake, DAYS[1]))
+    assert first["decision"] == PROMOTED and first["champion_after"] == "1" and first["reason"].startswith("no champion")
+    assert (lake.reports_dir("hdfs", DAYS[1]) / "decision_record" / "confusion_matrix.png").exists()
+
+    # same data distribution: the challenger is not significantly better -> kept, with the bootstrap named
+    second = apply_decision(settings, _night(settings, config, policy, lake, DAYS[2]))
+    assert second["decision"] == KEPT and "bootstrap failed" in second["reason"]
+    assert second["champion_after"] == "1" and [c["name"] for c in second["checks"]] == ["floors", "bootstrap", "backtest", "slices"]
+    assert len(second["backtest"]) == policy.backtest_days and second["slices"]
+    md = (lake.reports_dir("hdfs", DAYS[2]) / "decision_record" / "decision.md").read_text()
+    assert "## Backtest" in md and "## Slices" in md and "bootstrap" in md
+
+    model = config.model_name("hdfs")
+    with pytest.raises(RollbackRefused, match="has no 'previous' alias"):
+        rollback(settings, model, decided_by="test", reason="nothing to go back to")
+    with pytest.raises(RollbackRefused, match="never passed the promotion gate"):
+        rollback(settings, model, to_version="2", decided_by="test", reason="try the kept one")
+    forced = rollback(settings, model, to_version="2", force=True, decided_by="test", reason="operator insists")
+    assert (forced["from_version"], forced["to_version"]) == ("1", "2") and "forced" in forced["reason"]
+    back = rollback(settings, model, decided_by="test", reason="undo")          # to 'previous' = v1
+    assert (back["from_version"], back["to_version"]) == ("2", "1")
+
+    entries = promotion_log.read(settings.data_root, model)
+    assert [(e["action"], e["from_version"], e["to_version"]) for e in entries] == [
+        ("promote", None, "1"), ("rollback", "1", "2"), ("rollback", "2", "1")]
+    assert "operator insists" in promotion_log.render(entries)
+
+
+def test_dry_run_and_manual_modes_move_nothing_until_approved(env):
+    settings, config, policy, lake = env
+    for i, day in enumerate(DAYS[:2]):
+        _write_day(lake, day, _sessions(day, 600, seed=i, anomaly_template="9"))
+    dry = apply_decision(settings, _night(settings, config, policy, lake, DAYS[1], mode="dry_run"))
+    assert dry["decision"] == PROMOTED and dry["dry_run"] and dry["champion_after"] is None
+    assert promotion_log.read(settings.data_root, config.model_name("hdfs")) == []
+
+    pending = _night(settings, config, policy, lake, DAYS[1], mode="manual")
+    assert pending["decision"] == PENDING
+    assert apply_decision(settings, pending)["champion_after"] is None          # no approval, no move
+    approved = apply_decision(settings, pending, approved_by="airflow-user:alice")
+    assert approved["decision"] == PROMOTED and approved["champion_after"] == pending["challenger_version"]
+    assert promotion_log.read(settings.data_root, config.model_name("hdfs"))[-1]["decided_by"] == "airflow-user:alice"

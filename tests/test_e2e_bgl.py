@@ -1,0 +1,45 @@
+"""End to end for the second shipped source: BGL (sessions = node + 1-hour window, labels carried
+by the lines themselves) through the whole nightly DAG, not only the ingest job."""
+
+from __future__ import annotations
+
+import pytest
+
+from nightshift.bgl_generator import BglScenario, generate
+from nightshift.lake import Lake
+from nightshift.localenv import local_environment, migrate_airflow_db, run_nightly_dag
+
+pytestmark = pytest.mark.e2e
+
+SCENARIO = BglScenario(start_day="2005-06-03", days=2, seed=5, lines_per_day=8000, nodes=256, anomaly_rate=0.08)
+DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
+
+
+def test_bgl_runs_through_the_nightly_dag(tmp_path, spark):
+    import mlflow
+    from mlflow import MlflowClient
+
+    data_root = tmp_path / "data"
+    generate(data_root, SCENARIO)
+    env = local_environment(airflow_home=tmp_path / "airflow", data_root=data_root)
+    migrate_airflow_db(env, tmp_path / "logs" / "migrate.log")
+    for day in DAYS:
+        log = tmp_path / "logs" / f"{day}.log"
+        assert run_nightly_dag(day, env, log, source="bgl") == 0, log.read_text()[-3000:]
+
+    lake = Lake(data_root)
+    for day in DAYS:
+        ingest = lake.read_report("bgl", day, "ingest")
+        assert ingest["parsed_lines"] + ingest["quarantined_lines"] == ingest["input_lines"]
+        features = lake.read_report("bgl", day, "features")
+        assert features["labels_file"] is False and features["labelled_sessions"] == features["sessions"] > 0
+        assert 0 < features["anomalous_sessions"] < features["sessions"]
+    sessions = spark.read.parquet(str(lake.features_dir("bgl", DAYS[1]))).select("session_id").collect()
+    assert all("@" + DAYS[1] + "T" in r.session_id for r in sessions)
+
+    assert lake.read_report("bgl", DAYS[0], "decision")["decision"] == "skipped"
+    decision = lake.read_report("bgl", DAYS[1], "decision")
+    assert decision["decision"] == "promoted", decision["reason"]
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    champion = MlflowClient().get_model_version_by_alias("log_anomaly_bgl", "champion")
+    assert str(champion.version) == str(decision["champion_after"])
