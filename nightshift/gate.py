@@ -42,6 +42,8 @@ class GatePolicy:
     bootstrap_resamples: int
     confidence: float
     seed: int
+    watch_days: int
+    watch_auto_rollback: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,11 +16,12 @@ def day_row(lake: Lake, source: str, day: str) -> dict[str, str]:
     features_v = lake.read_report(source, day, "validation_session_features")
     decision = lake.read_report(source, day, "decision")
 
-    row = {"day": day, "lines": "-", "quarantined": "-", "validation": "not run", "candidates": "-",
-           "champion_f1": "-", "decision": "not run", "champion_after": "-"}
+    row = {"day": day, "lines": "-", "quarantined": "-", "new_templates": "-", "validation": "not run", "candidates": "-",
+           "champion_f1": "-", "decision": "not run", "champion_after": "-", "record": None}
     if ingest:
         row["lines"] = f"{ingest['input_lines']:,}"
         row["quarantined"] = f"{ingest['quarantined_lines']:,} ({ingest['quarantine_rate']:.1%})"
+        row["new_templates"] = str(len(ingest.get("new_templates", [])))
     else:
         row["decision"] = "failed: ingest did not complete"
     failed = [v for v in (parsed_v, features_v) if v and not v["success"]]
@@ -42,12 +43,14 @@ def day_row(lake: Lake, source: str, day: str) -> dict[str, str]:
             dry = " (dry run)" if decision.get("dry_run") else ""
             row["decision"] = f"{decision['decision']}{dry}: {decision['reason']}"
             row["champion_after"] = f"v{decision['champion_after']}" if decision.get("champion_after") else "none"
+            row["record"] = (decision.get("decision_record") or {}).get("path")
     return row
 
 
 def render_table(rows: list[dict[str, str]]) -> str:
     """A plain-text table (wraps nothing; long decisions go last)."""
-    headers = {"day": "day", "lines": "lines in", "quarantined": "quarantined", "validation": "validation",
+    headers = {"day": "day", "lines": "lines in", "quarantined": "quarantined", "new_templates": "new templates",
+               "validation": "validation",
                "candidates": "candidate F1 (holdout)", "champion_f1": "champion F1", "champion_after": "champion after",
                "decision": "decision"}
     keys = list(headers)
@@ -60,4 +63,8 @@ def render_table(rows: list[dict[str, str]]) -> str:
 
 
 def summarize(lake: Lake, source: str, days: list[str]) -> str:
-    return render_table([day_row(lake, source, d) for d in days])
+    """The table, then where each day's decision record is."""
+    rows = [day_row(lake, source, d) for d in days]
+    records = [f"  {r['day']}: {r['record']}" for r in rows if r["record"]]
+    return render_table(rows) + ("\n\nDecision records (Markdown, with confusion matrix and PR curve):\n" + "\n".join(records)
+                                 if records else "")

@@ -1,0 +1,82 @@
+"""Watching the champion: realized precision and recall once labels for scored days arrive.
+
+For each day with a predictions partition (``nightshift.scoring``) and labels (a labels file,
+or labels carried by the lines), the predictions of the model version that scored the day are
+compared with the labels. When the champion's realized precision or recall has been below the
+gate's floors on the last K such days in a row, the watch raises an alert (error log + report),
+asks for retraining, and rolls the champion back to ``previous`` if the policy says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from nightshift import gate
+from nightshift.lake import Lake
+
+log = logging.getLogger("nightshift.monitoring")
+
+
+def predictions_dir(lake: Lake, source: str, day: str) -> Path:
+    return lake.root / "predictions" / f"source={source}" / f"dt={day}"
+
+
+def realized_metrics(lake: Lake, source: str, day: str) -> dict[str, Any] | None:
+    """The scoring model's precision/recall on ``day`` against the labels; None until both exist."""
+    import pandas as pd
+
+    pred_dir = predictions_dir(lake, source, day)
+    if not pred_dir.exists():
+        return None
+    predictions = pd.read_parquet(pred_dir, columns=["session_id", "prediction", "model_version"])
+    if lake.labels_file(source, day).exists():
+        labels = pd.read_csv(lake.labels_file(source, day), dtype={"session_id": str})
+    elif lake.features_dir(source, day).exists():
+        labels = pd.read_parquet(lake.features_dir(source, day), columns=["session_id", "label"])
+    else:
+        return None
+    labels = labels[labels["label"].isin([0, 1])]
+    joined = predictions.merge(labels[["session_id", "label"]], on="session_id", how="inner")
+    if joined.empty:
+        return None
+    m = gate.metrics(joined["label"].to_numpy(), joined["prediction"].to_numpy())
+    versions = sorted(joined["model_version"].astype(str).unique())
+    return {"day": day, "model_version": versions[-1] if len(versions) == 1 else ",".join(versions), **m}
+
+
+def breach(rows: list[dict[str, Any]], policy: gate.GatePolicy) -> bool:
+    """True when the last ``watch_days`` rows (oldest first) are all below a floor, for one version."""
+    last = rows[-policy.watch_days:] if policy.watch_days else []
+    if len(last) < policy.watch_days or len({r["model_version"] for r in last}) != 1:
+        return False
+    return all(r["precision"] < policy.floor_precision or r["recall"] < policy.floor_recall for r in last)
+
+
+def watch_champion(settings, model_name: str, source: str, day: str, policy: gate.GatePolicy) -> dict[str, Any]:
+    """Compute realized metrics up to ``day``, decide whether to alert, act; write the report."""
+    lake = Lake(settings.data_root)
+    days = [d for d in lake.days_with("predictions", source) if d <= day]
+    rows = [r for r in (realized_metrics(lake, source, d) for d in days) if r is not None]
+    alert = breach(rows, policy)
+    report = {"source": source, "day": day, "model_name": model_name, "realized": rows, "alert": alert,
+              "floors": {"precision": policy.floor_precision, "recall": policy.floor_recall},
+              "watch_days": policy.watch_days, "rolled_back": None, "retrain": alert}
+    if alert:
+        last = rows[-policy.watch_days:]
+        reason = (f"champion v{last[-1]['model_version']} below the floors on {len(last)} consecutive days: "
+                  + ", ".join(f"{r['day']} precision {r['precision']:.3f} recall {r['recall']:.3f}" for r in last))
+        report["reason"] = reason
+        log.error("ALERT %s: %s", model_name, reason)
+        if policy.watch_auto_rollback:
+            from nightshift.rollback import RollbackRefused, rollback
+
+            try:
+                report["rolled_back"] = rollback(settings, model_name, decided_by="nightshift:champion-watch",
+                                                 reason=f"automatic: {reason}")
+            except RollbackRefused as exc:
+                report["rolled_back"] = {"refused": str(exc)}
+                log.error("automatic rollback refused: %s", exc)
+    lake.write_report(source, day, "champion_watch", report)
+    return report

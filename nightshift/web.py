@@ -1,0 +1,59 @@
+"""A small read-only web app for the Airflow UI (mounted by ``plugins/nightshift_plugin.py``):
+the promotion log of every model, as HTML and JSON.
+
+Note: FastAPI plugin apps are not behind the Airflow login; this app only reads the log.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+
+from nightshift import promotion_log
+
+
+def create_app(data_root: Path | None = None) -> FastAPI:
+    """The app; ``data_root`` defaults to the configured lake, read at request time."""
+    app = FastAPI(title="Nightshift", description="Promotion log of the Nightshift models")
+
+    def root() -> Path:
+        from nightshift.settings import load_settings
+
+        return Path(data_root) if data_root else load_settings().data_root
+
+    def models() -> list[str]:
+        folder = root() / "promotions"
+        return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+
+    @app.get("/promotions.json")
+    def all_logs() -> dict[str, list[dict]]:
+        return {m: promotion_log.read(root(), m) for m in models()}
+
+    @app.get("/promotions/{model_name}.json")
+    def model_log(model_name: str) -> list[dict]:
+        if model_name not in models():
+            raise HTTPException(404, f"no promotion log for {model_name!r}; known: {models()}")
+        return promotion_log.read(root(), model_name)
+
+    @app.get("/", response_class=HTMLResponse)
+    @app.get("/promotions", response_class=HTMLResponse)
+    def page() -> str:
+        parts = ["<html><head><title>Nightshift promotion log</title><style>body{font-family:sans-serif}"
+                 "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}</style></head><body>",
+                 "<h1>Nightshift promotion log</h1>"]
+        if not models():
+            parts.append("<p>No alias moves recorded yet.</p>")
+        for m in models():
+            parts.append(f"<h2>{html.escape(m)}</h2><table><tr><th>time</th><th>action</th><th>from</th><th>to</th>"
+                         "<th>decided by</th><th>day</th><th>reason</th></tr>")
+            for e in reversed(promotion_log.read(root(), m)):
+                cells = [e["time"], e["action"], e["from_version"] or "-", e["to_version"], e["decided_by"],
+                         e.get("day") or "-", e["reason"]]
+                parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+            parts.append("</table>")
+        return "\n".join(parts + ["</body></html>"])
+
+    return app
