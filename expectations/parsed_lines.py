@@ -6,7 +6,7 @@ from the ingest report). Bounds come from the source YAML (``validation.parsed_l
 
 PARSED_SCHEMA = [
     "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label", "template_id",
-    "fields", "encoding_repaired",
+    "encoding_repaired",
 ]
 
 

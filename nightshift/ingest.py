@@ -25,7 +25,7 @@ REASON_TIMESTAMP = "bad_timestamp"
 
 PARSED_COLUMNS = [
     "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label", "template_id",
-    "fields", "encoding_repaired",
+    "encoding_repaired",
 ]
 QUARANTINE_COLUMNS = ["source_file", "line_number", "raw_line", "reason"]
 
@@ -89,17 +89,18 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
 
     fmt = source.log_format
     line = F.make_valid_utf8(F.col("value"))
-    replacement = FIELD_SEPARATOR + FIELD_SEPARATOR.join("${%s}" % name for name in fmt.fields)
+    used = source.used_fields()
+    replacement = FIELD_SEPARATOR + FIELD_SEPARATOR.join("${%s}" % name for name in used)
     too_long = F.length(line) > source.max_line_length
     # CASE WHEN is evaluated lazily: over-long lines never reach the regex engine
     joined = F.when(~too_long, F.regexp_replace(line, "(?s)" + fmt.regex, replacement))
     has_control = F.instr(line, FIELD_SEPARATOR) > 0
     matched = F.coalesce(joined.startswith(FIELD_SEPARATOR), F.lit(False)) & ~has_control
-    parts = F.split(F.substring(joined, 2, 1 << 30), FIELD_SEPARATOR, len(fmt.fields))
+    parts = F.split(F.substring(joined, 2, 1 << 30), FIELD_SEPARATOR, len(used))
 
     def field(name: str):
         # get() is null past the end (unmatched lines have one part); getItem would throw in ANSI mode
-        return F.get(parts, fmt.fields.index(name))
+        return F.get(parts, used.index(name))
 
     ts_text = F.concat_ws(" ", *[field(name) for name in source.timestamp_fields])
     ts = F.try_to_timestamp(ts_text, F.lit(source.timestamp_format))
@@ -110,7 +111,7 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
         .when(~matched, F.lit(REASON_FORMAT))
         .when(ts.isNull(), F.lit(REASON_TIMESTAMP))
     )
-    message = F.regexp_replace(field(source.message_field), "\r$", "")
+    message = field(source.message_field)
     masked = mask_expression(message, source)
     session_id = session_id_expression(message, ts, field, source)
     line_label = (
@@ -127,7 +128,7 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
             "source_file",
             "_block_start",
             "_row_id",
-            line.alias("raw_line"),
+            line.alias("_line"),
             (~F.is_valid_utf8(F.col("value"))).alias("encoding_repaired"),
             joined.alias("_joined"),
             matched.alias("_matched"),
@@ -143,17 +144,17 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
             "source_file",
             "_block_start",
             "_row_id",
-            "raw_line",
+            # the raw line is kept for quarantined lines only (parsed lines point back by file + line number)
+            F.when(F.col("reason").isNotNull(), F.col("_line")).alias("raw_line"),
             "reason",
             "encoding_repaired",
             when_parsed(F.col("_ts")).alias("ts"),
-            when_parsed(_optional_field(fmt, "_parts", source.level_field, upper=True)).alias("level"),
-            when_parsed(_optional_field(fmt, "_parts", source.component_field)).alias("component"),
+            when_parsed(_optional_field(used, "_parts", source.level_field, upper=True)).alias("level"),
+            when_parsed(_optional_field(used, "_parts", source.component_field)).alias("component"),
             when_parsed(F.col("_message")).alias("message"),
             when_parsed(F.col("_masked")).alias("masked"),
             when_parsed(F.nullif(F.col("_session_id"), F.lit(""))).alias("session_id"),
             when_parsed(F.col("_line_label")).alias("line_label"),
-            when_parsed(F.map_from_arrays(F.array(*[F.lit(n) for n in fmt.fields]), F.col("_parts"))).alias("fields"),
         )
     )
 
@@ -181,12 +182,12 @@ def session_id_expression(message, ts, field, source: SourceConfig):
     return F.when(key != "", F.concat(key, F.lit("@"), F.date_format(window_start, "yyyy-MM-dd'T'HH:mm")))
 
 
-def _optional_field(fmt, parts_col: str, name: str | None, upper: bool = False):
+def _optional_field(used: list[str], parts_col: str, name: str | None, upper: bool = False):
     from pyspark.sql import functions as F
 
     if name is None:
         return F.lit(None).cast("string")
-    col = F.trim(F.get(F.col(parts_col), fmt.fields.index(name)))
+    col = F.trim(F.get(F.col(parts_col), used.index(name)))
     return F.upper(col) if upper else col
 
 
@@ -238,7 +239,7 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     staging_dir = lake.staging_dir("ingest", source.name, day)
     store_path = lake.template_store_file(source.name)
     store = TemplateStore.load(store_path, **drain_params(source))
-    parsed, quarantine, distinct_masked = parse_lines(lines, source, store, day, staging_dir)
+    parsed, quarantine, assignments = parse_lines(lines, source, store, day, staging_dir)
     parsed.write.mode("overwrite").parquet(str(parsed_dir))
     quarantine.write.mode("overwrite").parquet(str(quarantine_dir))
     store.save(store_path)
@@ -252,8 +253,6 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     stats = written_parsed.agg(
         F.count("template_id").alias("with_template"),
         F.count("session_id").alias("with_session"),
-        F.countDistinct("session_id").alias("sessions"),
-        F.countDistinct("template_id").alias("templates"),
         F.sum(F.col("encoding_repaired").cast("long")).alias("encoding_repaired"),
     ).first()
     report = {
@@ -268,10 +267,9 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
         "quarantine_reasons": reasons,
         "lines_with_template": stats["with_template"],
         "lines_with_session": stats["with_session"],
-        "sessions": stats["sessions"],
         "encoding_repaired_lines": stats["encoding_repaired"] or 0,
-        "distinct_messages": len(distinct_masked),
-        "templates_used": stats["templates"],
+        "distinct_messages": len(assignments),
+        "templates_used": len(set(assignments.values())),
         "new_templates": store.new_template_ids(day),
         "template_store_version": store.version,
     }
@@ -312,8 +310,8 @@ def parse_lines(lines: "DataFrame", source: SourceConfig, store, day: str, stagi
 
     The per-line regex work runs once and is written to ``staging_dir``; everything after it
     (distinct messages, the template join, the two outputs) reads columnar Parquet. Returns
-    ``(parsed, quarantine, distinct_masked_messages)``; the frames read the staging files, so
-    write them before deleting ``staging_dir``.
+    ``(parsed, quarantine, assignments)`` (assignments: distinct masked message -> template id);
+    the frames read the staging files, so write them before deleting ``staging_dir``.
     """
     from pyspark.sql import functions as F
 
@@ -324,7 +322,7 @@ def parse_lines(lines: "DataFrame", source: SourceConfig, store, day: str, stagi
     distinct_masked = [row.masked for row in parsed.select("masked").distinct().collect()]
     assignments = store.assign(distinct_masked, day)
     quarantine = staged.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
-    return attach_template_ids(parsed, assignments), quarantine, distinct_masked
+    return attach_template_ids(parsed, assignments), quarantine, assignments
 
 
 def drain_params(source: SourceConfig) -> dict:

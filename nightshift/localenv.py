@@ -76,21 +76,22 @@ def migrate_airflow_db(env: dict[str, str], log_file: Path) -> None:
         subprocess.run(["airflow", "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
 
 
-def run_nightly_dag(day: str, env: dict[str, str], log_file: Path, source: str = "hdfs", dry_run: bool = False) -> int:
-    """Run the nightly DAG for one day through Airflow (``airflow dags test``), logging to ``log_file``.
-
-    The logical date is the midnight after ``day`` (as for a scheduled run); the day is also passed
-    as the ``day`` parameter. Returns the command's exit code (non-zero when the run failed).
-    """
-    import datetime as dt
+def run_dag(dag_id: str, logical_date: str, conf: dict, env: dict[str, str], log_file: Path) -> int:
+    """Run one DAG run through Airflow in-process (``airflow dags test``), logging to ``log_file``.
+    Returns the command's exit code (non-zero when the run failed)."""
     import subprocess
 
-    logical = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
-    conf = json.dumps({"day": day, "source": source, "dry_run": dry_run})
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as out:
-        proc = subprocess.run(
-            ["airflow", "dags", "test", NIGHTLY_DAG_ID, logical, "-c", conf],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.run(["airflow", "dags", "test", dag_id, logical_date, "-c", json.dumps(conf)],
+                              env=env, stdout=out, stderr=subprocess.STDOUT)
     return proc.returncode
+
+
+def run_nightly_dag(day: str, env: dict[str, str], log_file: Path, source: str = "hdfs", dry_run: bool = False) -> int:
+    """Run the nightly DAG for one day; the logical date is the midnight after ``day`` (as for a
+    scheduled run) and the day is also passed as the ``day`` parameter."""
+    import datetime as dt
+
+    logical = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    return run_dag(NIGHTLY_DAG_ID, logical, {"day": day, "source": source, "dry_run": dry_run}, env, log_file)

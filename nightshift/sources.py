@@ -68,6 +68,14 @@ class SourceConfig:
                 passes.append(([m.regex], m.replacement))
         return [(r[0] if len(r) == 1 else "|".join(f"(?:{x})" for x in r), rep) for r, rep in passes]
 
+    def used_fields(self) -> list[str]:
+        """The format fields the pipeline reads, message last (the rest of a line's fields are
+        not extracted: parsed lines point back to the raw file by file name and line number)."""
+        wanted = [*self.timestamp_fields, self.level_field, self.component_field, self.session_key_field,
+                  self.label_field]
+        used = [f for f in self.log_format.fields if f in wanted and f != self.message_field]
+        return [*used, self.message_field]
+
     def mask(self, message: str) -> str:
         """Python twin of the Spark masking expression, for tests, tools and the baseline."""
         for pattern, replacement in self.mask_passes():

@@ -1,9 +1,12 @@
 """End to end: the nightly DAG through real Airflow (``airflow dags test``), real spark-submit,
-real Great Expectations and a real MLflow store, over three generated days:
+real Great Expectations and a real MLflow store, over five generated days, then a rollback:
 
 day 0: normal, but only one labelled day exists -> training skipped, recorded
-day 1: normal -> first champion promoted (floor passes)
+day 1: normal -> first champion promoted (floors pass)
 day 2: corrupted (garbage, truncated lines, a format change) -> validation fails, champion unchanged
+day 3: drift (a new software version): candidates trained on old days fail the gate -> rejected
+day 4: after the drift: retrained on the drift day, the challenger clearly wins -> promoted
+then the rollback DAG moves the champion back to 'previous', and the promotion log shows all of it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import pytest
 
 from nightshift.generator import Scenario, generate
 from nightshift.lake import Lake
-from nightshift.localenv import local_environment, migrate_airflow_db, run_nightly_dag
+from nightshift.localenv import local_environment, migrate_airflow_db, run_dag, run_nightly_dag
 
 pytestmark = pytest.mark.e2e
 
-SCENARIO = Scenario(start_day="2026-03-01", days=3, seed=11, blocks_per_day=400, anomaly_rate=0.05, corrupt_day=2)
+SCENARIO = Scenario(start_day="2026-03-01", days=5, seed=11, blocks_per_day=400, anomaly_rate=0.05, corrupt_day=2,
+                    drift_day=3)
 DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
 
 
@@ -31,6 +35,8 @@ def pipeline_run(tmp_path_factory):
     env = local_environment(airflow_home=airflow_home, data_root=data_root)
     migrate_airflow_db(env, base / "logs" / "migrate.log")
     codes = {day: run_nightly_dag(day, env, base / "logs" / f"{day}.log") for day in DAYS}
+    codes["rollback"] = run_dag("nightshift_rollback", "2026-03-06", {"source": "hdfs", "reason": "e2e: undo"}, env,
+                                base / "logs" / "rollback.log")
     return {"lake": Lake(data_root), "env": env, "codes": codes, "logs": base / "logs",
             "generated": {s.day: s for s in summaries}}
 
@@ -41,8 +47,8 @@ def _log_tail(run, day):
 
 def test_good_days_succeed_and_the_corrupted_day_fails(pipeline_run):
     codes = pipeline_run["codes"]
-    assert codes[DAYS[0]] == 0, _log_tail(pipeline_run, DAYS[0])
-    assert codes[DAYS[1]] == 0, _log_tail(pipeline_run, DAYS[1])
+    for day in [DAYS[0], DAYS[1], DAYS[3], DAYS[4], "rollback"]:
+        assert codes[day] == 0, _log_tail(pipeline_run, day)
     assert codes[DAYS[2]] != 0
 
 
@@ -87,25 +93,55 @@ def test_training_decisions_and_champion_alias(pipeline_run):
 
     mlflow.set_tracking_uri(pipeline_run["env"]["MLFLOW_TRACKING_URI"])
     client = MlflowClient()
-    runs = mlflow.search_runs(experiment_names=["nightshift-hdfs"], output_format="list")
+    runs = mlflow.search_runs(experiment_names=["nightshift-hdfs"], output_format="list",
+                              filter_string=f"tags.`nightshift.day` = '{DAYS[1]}'")
     assert len(runs) == 3 and {r.data.tags["nightshift.candidate"] for r in runs} == set(second["candidates"])
     for r in runs:
         assert r.data.metrics["holdout_f1"] == pytest.approx(second["candidates"][r.data.tags["nightshift.candidate"]]["f1"])
-    champion = client.get_model_version_by_alias("log_anomaly_hdfs", "champion")
-    assert str(champion.version) == str(second["champion_after"]) == str(second["challenger_version"])
-    assert champion.tags["nightshift.decision"] == "promoted"
+    v1 = client.get_model_version("log_anomaly_hdfs", second["challenger_version"])
+    assert v1.tags["nightshift.decision"] == "promoted" and v1.tags["nightshift.gate_passed"] == "true"
     decision_artifact = json.loads(
         open(mlflow.artifacts.download_artifacts(run_id=second["best_run_id"], artifact_path="decision.json")).read()
     )
     assert decision_artifact["decision"] == "promoted"
-    # the corrupted day changed nothing in the registry
-    assert len(client.search_model_versions("name='log_anomaly_hdfs'")) == 1
+    assert mlflow.artifacts.download_artifacts(run_id=second["best_run_id"], artifact_path="decision_record/precision_recall.png")
+    # the corrupted day registered nothing: the next version comes from the drift day
+    versions = {v.tags["nightshift.day"]: v.version for v in client.search_model_versions("name='log_anomaly_hdfs'")}
+    assert DAYS[2] not in versions and set(versions) == {DAYS[1], DAYS[3], DAYS[4]}
 
     # the champion scores raw session event counts, including templates it never saw
     import pandas as pd
 
-    model = mlflow.pyfunc.load_model("models:/log_anomaly_hdfs@champion")
+    model = mlflow.pyfunc.load_model(f"models:/log_anomaly_hdfs/{second['challenger_version']}")
     unseen = pd.DataFrame([{"line_count": 3, "duration_s": 1.0, "warn_count": 0, "error_count": 0,
                             "event_counts": json.dumps({"999999": 3})}])
     probabilities = model.predict(unseen)
     assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1.0) < 1e-9
+
+
+def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
+    from mlflow import MlflowClient
+    import mlflow
+
+    from nightshift import promotion_log
+
+    lake = pipeline_run["lake"]
+    drift = lake.read_report("hdfs", DAYS[3], "decision")
+    assert drift["decision"] == "kept" and drift["champion_after"] == drift["champion_before"], drift["reason"]
+    after = lake.read_report("hdfs", DAYS[4], "decision")
+    assert after["decision"] == "promoted", after["reason"]
+    assert after["bootstrap"]["lower"] > 0 and all(c["passed"] for c in after["checks"])
+    assert DAYS[3] in after["train_days"]
+
+    mlflow.set_tracking_uri(pipeline_run["env"]["MLFLOW_TRACKING_URI"])
+    champion = MlflowClient().get_model_version_by_alias("log_anomaly_hdfs", "champion")
+    second = lake.read_report("hdfs", DAYS[1], "decision")
+    assert str(champion.version) == second["challenger_version"]            # rolled back to the first champion
+
+    entries = promotion_log.read(lake.root, "log_anomaly_hdfs")
+    assert [(e["action"], e["from_version"], e["to_version"]) for e in entries] == [
+        ("promote", None, second["challenger_version"]),
+        ("promote", second["challenger_version"], after["challenger_version"]),
+        ("rollback", after["challenger_version"], second["challenger_version"]),
+    ]
+    assert entries[-1]["decided_by"].startswith("airflow:") and entries[-1]["reason"] == "e2e: undo"

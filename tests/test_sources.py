@@ -15,7 +15,8 @@ def test_shipped_hdfs_source_loads():
     source = load_source("hdfs", PROJECT_ROOT / "sources")
     assert source.log_format.fields == ("Date", "Time", "Pid", "Level", "Component", "Content")
     assert source.message_field == "Content" and source.timestamp_fields == ("Date", "Time")
-    assert [m.name for m in source.masks] == ["block_ids", "ip_port", "number"]
+    assert [m.name for m in source.masks] == ["block_ids", "ip_port", "hex", "number"]
+    assert len(source.mask_passes()) == 1          # all masks share <*>: one regex pass per line
 
 
 def test_unknown_source_names_the_known_ones(tmp_path):
