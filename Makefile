@@ -9,12 +9,13 @@ STAMP := $(VENV)/.installed
 # Exports the local environment (SQLite Airflow in .airflow/, lake in data/, Spark local[2]).
 LOCALENV = eval "$$($(BIN)/python -m nightshift.localenv)"
 
-.PHONY: help venv demo test test-fast ui clean
+.PHONY: help venv demo test test-fast ui bench clean
 
 help:
 	@echo "make demo   - set up .venv, generate 6 days of HDFS logs, run the nightly DAG for each day, print a summary"
 	@echo "make test   - run the test suite (unit, DAG integrity, end-to-end through Airflow/Spark/MLflow)"
 	@echo "make ui     - start the Airflow UI (http://localhost:8080) and the MLflow UI (http://localhost:5000) on the local data"
+	@echo "make bench  - ingest throughput: Spark (ingest + features) vs a single-process Python baseline, 1M and 4M lines"
 	@echo "make clean  - remove generated data, Airflow home and caches (keeps .venv)"
 
 venv: $(STAMP)
@@ -39,6 +40,9 @@ test-fast: venv
 
 ui: venv
 	@$(LOCALENV) && $(BIN)/python -m nightshift.ui
+
+bench: venv
+	$(BIN)/python bench/ingest_bench.py --sizes 1000000,4000000 --out bench/out
 
 clean:
 	rm -rf data .airflow .pytest_cache

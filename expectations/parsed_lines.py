@@ -5,8 +5,8 @@ from the ingest report). Bounds come from the source YAML (``validation.parsed_l
 """
 
 PARSED_SCHEMA = [
-    "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label", "template_id",
-    "encoding_repaired",
+    "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label",
+    "template_id", "encoding_repaired", "raw_line", "reason",
 ]
 
 
@@ -18,6 +18,8 @@ def build_expectations(bounds: dict) -> dict:
             gxe.ExpectTableColumnsToMatchSet(column_set=PARSED_SCHEMA, exact_match=True),
             gxe.ExpectTableRowCountToBeBetween(min_value=int(bounds.get("min_lines", 1))),
             gxe.ExpectColumnValuesToNotBeNull(column="ts"),
+            gxe.ExpectColumnValuesToBeNull(column="reason"),        # no quarantined line among parsed ones
+            gxe.ExpectColumnValuesToNotBeNull(column="line_number"),
             gxe.ExpectColumnValuesToNotBeNull(column="message"),
             gxe.ExpectColumnValuesToNotBeNull(column="template_id", mostly=float(bounds.get("min_template_share", 0.99))),
             gxe.ExpectColumnValuesToNotBeNull(column="session_id", mostly=float(bounds.get("min_session_share", 0.0))),

@@ -35,7 +35,7 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
     """
     from pyspark.sql import functions as F
 
-    from nightshift.ingest import drain_params, parse_lines, read_raw_lines
+    from nightshift.ingest import drain_params, ingest_lines, read_raw_lines
     from nightshift.templates import TemplateStore
 
     if not log_file.is_file():
@@ -43,7 +43,10 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
     with tempfile.TemporaryDirectory(prefix="nightshift-try-") as tmp:
         store = TemplateStore.load(Path(tmp) / "store.json", **drain_params(source))
         lines = read_raw_lines(spark, [str(log_file.resolve())])
-        parsed, quarantine, _ = parse_lines(lines, source, store, "1970-01-01", Path(tmp) / "staging")
+        ingest_lines(lines, source, store, "1970-01-01", Path(tmp) / "parsed", Path(tmp) / "quarantine",
+                     Path(tmp) / "scratch")
+        parsed = spark.read.parquet(str(Path(tmp) / "parsed"))
+        quarantine = spark.read.parquet(str(Path(tmp) / "quarantine"))
         templates = store.templates()
         mapping = spark.createDataFrame(sorted(templates.items()), "template_id int, template string")
         result = (

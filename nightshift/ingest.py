@@ -23,17 +23,18 @@ REASON_CONTROL = "control_character"
 REASON_FORMAT = "format_mismatch"
 REASON_TIMESTAMP = "bad_timestamp"
 
-PARSED_COLUMNS = [
-    "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label", "template_id",
-    "encoding_repaired",
+# Parsed and quarantine partitions share one schema (each line is written once, by status): in
+# parsed lines raw_line and reason are null; in quarantined lines the parsed columns are null.
+LINE_COLUMNS = [
+    "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label",
+    "template_id", "encoding_repaired", "raw_line", "reason",
 ]
-QUARANTINE_COLUMNS = ["source_file", "line_number", "raw_line", "reason"]
 
 
 def read_raw_lines(spark: "SparkSession", paths: list[str]) -> "DataFrame":
     """Read raw text files (``.gz`` is decompressed) as one row per line.
 
-    Columns: ``value``, ``source_file``, and the line's position for :func:`attach_line_numbers`
+    Columns: ``value``, ``source_file``, and the line's position for :func:`number_lines`
     (``_block_start``: the byte offset of the file split it came from; ``_row_id``: an id that
     increases along the split).
     """
@@ -47,31 +48,53 @@ def read_raw_lines(spark: "SparkSession", paths: list[str]) -> "DataFrame":
     )
 
 
-def attach_line_numbers(staged: "DataFrame") -> "DataFrame":
-    """Replace ``_block_start``/``_row_id`` by ``line_number`` (1-based, within its file).
+def split_offsets(lines: "DataFrame") -> tuple[int, list[tuple]]:
+    """Count the raw lines per file split: ``(total lines, [(file, block_start, first_row, offset)])``.
 
-    Works on a materialised frame (the ids must not change between the two reads): it counts the
-    lines of each file split (a handful of rows reach the driver), turns them into per-split
-    offsets, and adds each line's position inside its split; all per-line work stays in the JVM.
+    A cheap scan (no parsing). ``offset`` is the number of lines of the same file in earlier
+    splits, so a line's number is ``offset + _row_id - first_row + 1`` (see :func:`number_lines`);
+    this relies on the two scans of the same files producing the same row ids, which holds
+    because they read the same files with the same partitioning. A file Spark cannot read (e.g. a
+    truncated .gz) is a clear :class:`IngestError`, never a silently half-read day.
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
+    import re
 
-    splits = sorted(
-        (r["source_file"], r["_block_start"], r["n"], r["first_row"])
-        for r in staged.groupBy("source_file", "_block_start")
-        .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_row"))
-        .collect()
-    )
+    from pyspark.sql import functions as F
+
+    try:
+        splits = sorted(
+            (r["source_file"], r["_block_start"], r["n"], r["first_row"])
+            for r in lines.groupBy("source_file", "_block_start")
+            .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_row"))
+            .collect()
+        )
+    except Exception as exc:  # py4j/Spark wrap the reader's error; keep its first line
+        text = str(exc)
+        if "FAILED_READ_FILE" not in text:
+            raise
+        match = re.search(r"reading file (\S+?)\.? ", text)
+        cause = re.search(r"(java\.io\.\w+Exception: [^\n]*)", text)
+        raise IngestError(
+            f"cannot read raw file {match.group(1) if match else '(unknown)'}: "
+            f"{cause.group(1) if cause else 'unreadable or corrupt file'}; nothing was written for this day"
+        ) from None
     offsets, seen = [], {}
     for file, block_start, n, first_row in splits:
         offsets.append((file, block_start, first_row, seen.get(file, 0)))
         seen[file] = seen.get(file, 0) + n
+    return sum(seen.values()), offsets
+
+
+def number_lines(frame: "DataFrame", offsets: list[tuple]) -> "DataFrame":
+    """Replace ``_block_start``/``_row_id`` by ``line_number`` (1-based, within its file)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
     schema = StructType([StructField("source_file", StringType()), StructField("_block_start", LongType()),
                          StructField("_first_row", LongType()), StructField("_offset", LongType())])
-    mapping = staged.sparkSession.createDataFrame(offsets, schema)
+    mapping = frame.sparkSession.createDataFrame(offsets, schema)
     return (
-        staged.join(F.broadcast(mapping), ["source_file", "_block_start"], "left")
+        frame.join(F.broadcast(mapping), ["source_file", "_block_start"], "left")
         .withColumn("line_number", F.col("_offset") + F.col("_row_id") - F.col("_first_row") + 1)
         .drop("_block_start", "_row_id", "_first_row", "_offset")
     )
@@ -191,14 +214,17 @@ def _optional_field(used: list[str], parts_col: str, name: str | None, upper: bo
     return F.upper(col) if upper else col
 
 
-def attach_template_ids(parsed: "DataFrame", assignments: dict[str, int]) -> "DataFrame":
-    """Join each parsed line to the template id of its masked message (a broadcast join)."""
+def attach_template_ids(frame: "DataFrame", assignments: dict[str, int]) -> "DataFrame":
+    """Set ``template_id`` from a masked message -> id map (a broadcast join); lines whose
+    message is not in the map keep the ``template_id`` they had (null when they had none)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-    schema = StructType([StructField("masked", StringType(), False), StructField("template_id", IntegerType(), False)])
-    mapping = parsed.sparkSession.createDataFrame(sorted(assignments.items()), schema)
-    return parsed.join(F.broadcast(mapping), on="masked", how="left").select(*PARSED_COLUMNS)
+    schema = StructType([StructField("masked", StringType(), False), StructField("_tid", IntegerType(), False)])
+    mapping = frame.sparkSession.createDataFrame(sorted(assignments.items()), schema)
+    joined = frame.join(F.broadcast(mapping), on="masked", how="left")
+    previous = F.col("template_id") if "template_id" in frame.columns else F.lit(None).cast("int")
+    return joined.withColumn("template_id", F.coalesce(F.col("_tid"), previous)).select(*LINE_COLUMNS)
 
 
 class IngestError(RuntimeError):
@@ -220,7 +246,6 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     """Ingest one day of one source: write parsed and quarantine partitions, update the template
     store, and return (and write) the ingest report. Re-running replaces only this day's output."""
     import logging
-    import shutil
 
     from pyspark.sql import functions as F
 
@@ -234,23 +259,18 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     else:
         log.warning("no raw files for %s %s: writing an empty day", source.name, day)
         lines = spark.createDataFrame([], "value string, source_file string, _block_start long, _row_id long")
-    input_lines = _count_lines(lines)
-
-    staging_dir = lake.staging_dir("ingest", source.name, day)
     store_path = lake.template_store_file(source.name)
     store = TemplateStore.load(store_path, **drain_params(source))
-    parsed, quarantine, assignments = parse_lines(lines, source, store, day, staging_dir)
-    parsed.write.mode("overwrite").parquet(str(parsed_dir))
-    quarantine.write.mode("overwrite").parquet(str(quarantine_dir))
+    input_lines, assignments = ingest_lines(
+        lines, source, store, day, parsed_dir, quarantine_dir, lake.staging_dir("ingest", source.name, day)
+    )
     store.save(store_path)
-    shutil.rmtree(staging_dir, ignore_errors=True)
 
-    written_parsed = spark.read.parquet(str(parsed_dir))
-    parsed_lines = written_parsed.count()
+    parsed = spark.read.parquet(str(parsed_dir))
     quarantined = spark.read.parquet(str(quarantine_dir))
-    quarantined_lines = quarantined.count()
+    parsed_lines, quarantined_lines = parsed.count(), quarantined.count()
     reasons = {r["reason"]: r["count"] for r in quarantined.groupBy("reason").count().collect()}
-    stats = written_parsed.agg(
+    stats = parsed.agg(
         F.count("template_id").alias("with_template"),
         F.count("session_id").alias("with_session"),
         F.sum(F.col("encoding_repaired").cast("long")).alias("encoding_repaired"),
@@ -286,43 +306,62 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     return report
 
 
-def _count_lines(lines: "DataFrame") -> int:
-    """Count the raw lines; a file Spark cannot read (e.g. a truncated .gz) is a clear error,
-    never a silently half-read day (``spark.sql.files.ignoreCorruptFiles`` stays false)."""
-    import re
+def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, parsed_dir, quarantine_dir,
+                 scratch_dir) -> tuple[int, dict[str, int]]:
+    """Parse raw lines into ``parsed_dir`` and ``quarantine_dir`` (both replaced).
 
-    try:
-        return lines.count()
-    except Exception as exc:  # py4j/Spark wrap the reader's error; keep its first line
-        text = str(exc)
-        if "FAILED_READ_FILE" not in text:
-            raise
-        match = re.search(r"reading file (\S+?)\.? ", text)
-        cause = re.search(r"(java\.io\.\w+Exception: [^\n]*)", text)
-        raise IngestError(
-            f"cannot read raw file {match.group(1) if match else '(unknown)'}: "
-            f"{cause.group(1) if cause else 'unreadable or corrupt file'}; nothing was written for this day"
-        ) from None
+    1. a cheap scan counts the lines of each file split (line numbers, accounting);
+    2. one pass does all per-line work (split, timestamp, masks, session, line number) and takes
+       template ids from the store's known messages with a broadcast join; it writes every line
+       once, partitioned by status, and the two partitions are moved into place;
+    3. only when the day has messages the store has not seen: their distinct masked messages
+       (far fewer than lines) go to the Drain miner, and the parsed partition is rewritten from
+       Parquet with the new ids joined in (no parsing again).
 
-
-def parse_lines(lines: "DataFrame", source: SourceConfig, store, day: str, staging_dir) -> tuple:
-    """Classify raw lines, number them, and give every parsed line a template id from ``store``.
-
-    The per-line regex work runs once and is written to ``staging_dir``; everything after it
-    (distinct messages, the template join, the two outputs) reads columnar Parquet. Returns
-    ``(parsed, quarantine, assignments)`` (assignments: distinct masked message -> template id);
-    the frames read the staging files, so write them before deleting ``staging_dir``.
+    Returns ``(input lines, distinct masked message -> template id for this day)``.
     """
+    import shutil
+    from pathlib import Path
+
     from pyspark.sql import functions as F
 
     spark = lines.sparkSession
-    classify_lines(lines, source).write.mode("overwrite").parquet(str(staging_dir))
-    staged = attach_line_numbers(spark.read.parquet(str(staging_dir)))
-    parsed = staged.filter(F.col("reason").isNull())
-    distinct_masked = [row.masked for row in parsed.select("masked").distinct().collect()]
-    assignments = store.assign(distinct_masked, day)
-    quarantine = staged.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
-    return attach_template_ids(parsed, assignments), quarantine, assignments
+    scratch = Path(scratch_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
+    input_lines, offsets = split_offsets(lines)
+    known = store.known_messages()
+    classified = number_lines(classify_lines(lines, source), offsets)
+    status = F.when(F.col("reason").isNull(), F.lit("parsed")).otherwise(F.lit("quarantined"))
+    (
+        attach_template_ids(classified, known)
+        .withColumn("status", status)
+        .write.mode("overwrite")
+        .partitionBy("status")
+        .parquet(str(scratch / "lines"))
+    )
+    schema = spark.read.parquet(str(scratch / "lines")).drop("status").schema if input_lines else None
+    for name, target in (("parsed", Path(parsed_dir)), ("quarantined", Path(quarantine_dir))):
+        written = scratch / "lines" / f"status={name}"
+        if not written.exists():   # no line of this status: an empty partition with the schema
+            spark.createDataFrame([], schema or _empty_schema(classified)).write.parquet(str(written))
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(written), str(target))
+
+    parsed = spark.read.parquet(str(parsed_dir))
+    day_messages = [r.masked for r in parsed.select("masked").distinct().collect()]
+    assignments = store.assign(day_messages, day)
+    new = {m: i for m, i in assignments.items() if m not in known}
+    if new:
+        attach_template_ids(parsed, new).write.mode("overwrite").parquet(str(scratch / "parsed"))
+        shutil.rmtree(parsed_dir)
+        shutil.move(str(scratch / "parsed"), str(parsed_dir))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return input_lines, assignments
+
+
+def _empty_schema(classified: "DataFrame"):
+    return attach_template_ids(classified, {}).schema
 
 
 def drain_params(source: SourceConfig) -> dict:

@@ -6,6 +6,7 @@
 <root>/parsed/source=<s>/dt=<day>/                 parsed lines (Parquet)
 <root>/quarantine/source=<s>/dt=<day>/             lines that could not be parsed, with a reason
 <root>/features/source=<s>/dt=<day>/               one row per session (Parquet)
+<root>/predictions/source=<s>/dt=<day>/            the champion's (and challenger's) scores per session
 <root>/templates/source=<s>/store.json             the persisted template store (stable ids)
 <root>/reports/source=<s>/dt=<day>/<step>.json     per-day reports: ingest, validation, training, decision
 <root>/gx/                                         Great Expectations project (Data Docs under uncommitted/)
@@ -60,6 +61,9 @@ class Lake:
 
     def features_dir(self, source: str, day: str) -> Path:
         return self._partition("features", source, day)
+
+    def predictions_dir(self, source: str, day: str) -> Path:
+        return self._partition("predictions", source, day)
 
     def reports_dir(self, source: str, day: str) -> Path:
         return self._partition("reports", source, day)

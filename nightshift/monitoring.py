@@ -10,7 +10,6 @@ asks for retraining, and rolls the champion back to ``previous`` if the policy s
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from nightshift import gate
@@ -19,15 +18,13 @@ from nightshift.lake import Lake
 log = logging.getLogger("nightshift.monitoring")
 
 
-def predictions_dir(lake: Lake, source: str, day: str) -> Path:
-    return lake.root / "predictions" / f"source={source}" / f"dt={day}"
 
 
 def realized_metrics(lake: Lake, source: str, day: str) -> dict[str, Any] | None:
     """The scoring model's precision/recall on ``day`` against the labels; None until both exist."""
     import pandas as pd
 
-    pred_dir = predictions_dir(lake, source, day)
+    pred_dir = lake.predictions_dir(source, day)
     if not pred_dir.exists():
         return None
     predictions = pd.read_parquet(pred_dir, columns=["session_id", "prediction", "model_version"])

@@ -42,8 +42,10 @@ class TemplateStore:
         version: int = 0,
         history: list[dict[str, Any]] | None = None,
         first_seen: dict[int, str] | None = None,
+        messages: dict[str, int] | None = None,
     ) -> None:
         self._miner = miner
+        self._messages: dict[str, int] = dict(messages or {})  # every masked message seen -> its id
         self._version = version
         self._history: list[dict[str, Any]] = list(history or [])
         self._first_seen: dict[int, str] = dict(first_seen or {})
@@ -85,6 +87,7 @@ class TemplateStore:
             version=int(payload["version"]),
             history=payload["versions"],
             first_seen={int(k): str(v) for k, v in payload["first_seen"].items()},
+            messages={str(k): int(v) for k, v in payload.get("messages", {}).items()},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class TemplateStore:
             "versions": self._history,
             "first_seen": {str(k): v for k, v in sorted(self._first_seen.items())},
             "miner": self._miner.to_dict(),
+            "messages": dict(sorted(self._messages.items())),
         }
 
     def save(self, path: Path | str) -> None:
@@ -138,14 +142,17 @@ class TemplateStore:
         distinct = sorted(set(messages))
         known = len(self._miner)
         for message in distinct:
-            if self._miner.match(message) is None:
+            if message not in self._messages and self._miner.match(message) is None:
                 self._miner.add(message)
         assigned: dict[str, int] = {}
         for message in distinct:
+            if message in self._messages:      # a message keeps the id it was first given
+                assigned[message] = self._messages[message]
+                continue
             found = self._miner.match(message)
             if found is None:  # cannot happen: see the module docstring
                 raise RuntimeError(f"learned message has no template: {message!r}")
-            assigned[message] = found[0]
+            assigned[message] = self._messages[message] = found[0]
         added = list(range(known + 1, len(self._miner) + 1))
         if added:
             for template_id in added:
@@ -153,6 +160,10 @@ class TemplateStore:
             self._pending.setdefault(day, []).extend(added)
             log.info("day %s added %d templates (%d in total)", day, len(added), len(self._miner))
         return assigned
+
+    def known_messages(self) -> dict[str, int]:
+        """Every masked message assigned so far, with its template id (for a join in Spark)."""
+        return dict(self._messages)
 
     def new_template_ids(self, day: str) -> list[int]:
         """Ids first seen on ``day``, ascending."""

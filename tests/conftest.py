@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)      # Python UDF workers (spark_udf) use the venv
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from nightshift.gate import load_policy
 from nightshift.lake import Lake
-from nightshift.monitoring import breach, predictions_dir, realized_metrics, watch_champion
+from nightshift.monitoring import breach, realized_metrics, watch_champion
 from nightshift.settings import PROJECT_ROOT, load_settings
 
 POLICY = dataclasses.replace(load_policy(PROJECT_ROOT / "config"), watch_days=2, floor_precision=0.5, floor_recall=0.5)
@@ -26,7 +26,7 @@ def test_breach_needs_k_consecutive_bad_days_of_one_version():
 
 
 def _day(lake, day, preds, labels, version="3"):
-    out = predictions_dir(lake, "hdfs", day)
+    out = lake.predictions_dir("hdfs", day)
     out.mkdir(parents=True)
     pd.DataFrame({"session_id": [f"s{i}" for i in range(len(preds))], "prediction": preds,
                   "model_version": version}).to_parquet(out / "part-0.parquet")

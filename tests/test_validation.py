@@ -25,7 +25,7 @@ def test_good_day_passes_and_builds_data_docs(spark, lake, hdfs_source, settings
     run_ingest(spark, lake, hdfs_source, DAY)
     report = run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")
     assert report["success"] is True and report["failures"] == []
-    assert report["batches"] == {"lines": {"expectations": 6, "failed": 0}, "ingest": {"expectations": 2, "failed": 0}}
+    assert report["batches"] == {"lines": {"expectations": 8, "failed": 0}, "ingest": {"expectations": 2, "failed": 0}}
     assert (lake.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
     assert lake.read_report("hdfs", DAY, "validation_parsed_lines") == report
 

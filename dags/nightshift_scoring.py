@@ -1,0 +1,106 @@
+"""
+### Nightshift batch scoring
+
+Scores every session of a day with the registry's **champion** model, and shadow-scores the
+**challenger** next to it, as soon as the nightly DAG has published that day's validated features.
+
+`resolve_target` → `score_sessions` (Spark, `jobs/score.py`, one mapped task per source and day)
+→ `watch_champion` → `trigger_retraining` (only for alerts)
+
+* **Trigger**: the Asset `nightshift_validated_features`, emitted by `publish_features` in
+  `nightshift_nightly` with `{"source", "day"}` in the event's extra. If several events arrived
+  since the last run, every (source, day) among them is scored. A manual trigger sets `day` (and
+  `source`) in the form instead.
+* **Output**: `predictions/source=<s>/dt=<day>/` (one row per session: `score` = P(anomalous),
+  `prediction` = score >= 0.5, the exact model version used, and the challenger's score when a
+  challenger other than the champion exists), replaced as a whole on every run, and
+  `reports/source=<s>/dt=<day>/scoring.json`.
+* **No champion yet**: nothing is scored; the task succeeds, its log and the report say
+  `"skipped": "no champion"`.
+* **Champion watch**: once labels for scored days have arrived, the champion's realized precision
+  and recall are computed; below the floors of `config/promotion.yaml` on `watch_days` consecutive
+  days it logs an ALERT, writes `reports/.../champion_watch.json`, rolls back if
+  `watch_auto_rollback`, and triggers `nightshift_nightly` for that day (retraining).
+* Spark jobs are submitted with `spark-submit` to the master of the Airflow connection
+  `nightshift_spark`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, dag, task
+
+from nightshift.assets import VALIDATED_FEATURES
+
+JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
+SPARK_CONN_ID = "nightshift_spark"
+
+
+@dag(
+    dag_id="nightshift_scoring",
+    schedule=[VALIDATED_FEATURES],
+    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["nightshift"],
+    default_args={"retries": 0},
+    params={
+        "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
+                        description="Name of a source declared in sources/<name>.yaml (used with 'day')"),
+        "day": Param(None, type=["null", "string"], format="date", title="Day to score",
+                     description="YYYY-MM-DD; empty = the days announced by the triggering asset events"),
+    },
+)
+def nightshift_scoring():
+    @task
+    def resolve_target(params=None, triggering_asset_events=None) -> list[list[str]]:
+        """The (source, day) partitions this run scores, as spark-submit arguments."""
+        from nightshift.scoring import scoring_targets
+
+        events = (triggering_asset_events or {}).get(VALIDATED_FEATURES) or []
+        targets = scoring_targets(params, [event.extra for event in events])
+        print("scoring targets:", ", ".join(f"{t['source']} {t['day']}" for t in targets))
+        return [["--source", t["source"], "--day", t["day"]] for t in targets]
+
+    @task
+    def watch_champion(targets: list[list[str]]) -> list[dict]:
+        """Realized precision/recall of the champion where labels have arrived; alert (and roll
+        back, if configured) after K bad days in a row. Returns the retraining requests."""
+        from nightshift.gate import load_policy
+        from nightshift.monitoring import watch_champion as watch
+        from nightshift.settings import load_settings
+        from nightshift.training import load_training_config
+
+        settings = load_settings()
+        config, policy = load_training_config(settings.config_dir), load_policy(settings.config_dir)
+        requests = []
+        for _, source, _, day in targets:
+            report = watch(settings, config.model_name(source), source, day, policy)
+            if report["retrain"]:
+                requests.append({"source": source, "day": day})
+        return requests
+
+    targets = resolve_target()
+    scored = SparkSubmitOperator.partial(
+        task_id="score_sessions",
+        conn_id=SPARK_CONN_ID,
+        application=str(JOBS_DIR / "score.py"),
+        name="nightshift-score_sessions",
+        map_index_template="{{ task.application_args[1] }} {{ task.application_args[3] }}",
+        doc_md="Runs `jobs/score.py` with spark-submit for one source and day.",
+    ).expand(application_args=targets)
+    retrain = watch_champion(targets)
+    scored >> retrain
+    TriggerDagRunOperator.partial(
+        task_id="trigger_retraining",
+        trigger_dag_id="nightshift_nightly",
+        doc_md="Starts the nightly DAG for a day on which the champion watch raised an alert.",
+    ).expand(conf=retrain)
+
+
+nightshift_scoring()
