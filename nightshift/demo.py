@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nightshift.generator import Scenario, generate
 from nightshift.lake import Lake
-from nightshift.localenv import local_environment, migrate_airflow_db, run_nightly_dag
+from nightshift.localenv import local_environment, migrate_airflow_db, run_dag, run_nightly_dag
 from nightshift.settings import load_settings
 from nightshift.summary import summarize
 
@@ -36,6 +36,10 @@ def _reset(data_root: Path, airflow_home: Path) -> None:
     data_root.mkdir(parents=True)
     (data_root / MARKER).write_text("created by `make demo`; `make demo` wipes this directory\n")
     (airflow_home / "airflow.db").unlink(missing_ok=True)
+
+
+def _next_day(day: str) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
 
 
 def main() -> int:
@@ -60,11 +64,20 @@ def main() -> int:
         code = run_nightly_dag(day, env, logs / f"nightly-{day}.log")
         state = "succeeded" if code == 0 else "FAILED (see the log; expected for the corrupted day)"
         print(f"{state} in {time.monotonic() - t0:.0f}s  [log: {logs / f'nightly-{day}.log'}]", flush=True)
+        if code == 0:
+            # in production the scheduler starts it from the validated-features Asset event
+            t0 = time.monotonic()
+            print(f"[demo] scoring {day} with the champion (nightshift_scoring) ...", end=" ", flush=True)
+            code = run_dag("nightshift_scoring", _next_day(day), {"source": "hdfs", "day": day}, env,
+                           logs / f"scoring-{day}.log")
+            print(f"{'succeeded' if code == 0 else 'FAILED (see the log)'} in {time.monotonic() - t0:.0f}s", flush=True)
 
     lake = Lake(data_root)
     print("\n" + summarize(lake, "hdfs", days) + "\n")
     print(f"Demo finished in {time.monotonic() - started:.0f}s.")
     print("Browse the runs:   make ui   (Airflow http://localhost:8080, MLflow http://localhost:5000)")
+    print("Promotion log:     .venv/bin/nightshift promotions --source hdfs")
+    print('Roll back:         .venv/bin/nightshift rollback --source hdfs --reason "..."')
     print(f"Data Docs:         {lake.gx_dir / 'uncommitted' / 'data_docs' / 'local_site' / 'index.html'}")
     print(f"Reports per day:   {data_root / 'reports' / 'source=hdfs'}")
     return 0

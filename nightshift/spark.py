@@ -22,14 +22,19 @@ def get_spark(app_name: str, master: str | None = None, conf: dict[str, str] | N
     when a job is run directly with ``python`` and no master is configured, it falls back to
     ``local[*]``.
     """
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    elif not SparkConf().contains("spark.master"):
-        builder = builder.master("local[*]")
+    else:
+        # Attach to the JVM first: under spark-submit its conf holds --master (from the Airflow
+        # connection). Checked before that, SparkConf() is empty and the job would silently run
+        # locally instead of on the cluster (tests/test_cluster.py guards this).
+        SparkContext._ensure_initialized()
+        if not SparkConf().contains("spark.master"):
+            builder = builder.master("local[*]")
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

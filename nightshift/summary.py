@@ -15,9 +15,13 @@ def day_row(lake: Lake, source: str, day: str) -> dict[str, str]:
     parsed_v = lake.read_report(source, day, "validation_parsed_lines")
     features_v = lake.read_report(source, day, "validation_session_features")
     decision = lake.read_report(source, day, "decision")
+    scoring = lake.read_report(source, day, "scoring")
 
     row = {"day": day, "lines": "-", "quarantined": "-", "new_templates": "-", "validation": "not run", "candidates": "-",
-           "champion_f1": "-", "decision": "not run", "champion_after": "-", "record": None}
+           "champion_f1": "-", "decision": "not run", "champion_after": "-", "scored": "-", "record": None}
+    if scoring:
+        row["scored"] = (f"{scoring['flagged']}/{scoring['sessions']} flagged by v{scoring['champion_version']}"
+                         if not scoring.get("skipped") else f"skipped: {scoring['skipped']}")
     if ingest:
         row["lines"] = f"{ingest['input_lines']:,}"
         row["quarantined"] = f"{ingest['quarantined_lines']:,} ({ingest['quarantine_rate']:.1%})"
@@ -51,7 +55,7 @@ def render_table(rows: list[dict[str, str]]) -> str:
     """A plain-text table (wraps nothing; long decisions go last)."""
     headers = {"day": "day", "lines": "lines in", "quarantined": "quarantined", "new_templates": "new templates",
                "validation": "validation",
-               "candidates": "candidate F1 (holdout)", "champion_f1": "champion F1", "champion_after": "champion after",
+               "candidates": "candidate F1 (holdout)", "champion_f1": "champion F1", "champion_after": "champion after", "scored": "nightly scoring",
                "decision": "decision"}
     keys = list(headers)
     widths = {k: max(len(headers[k]), *(len(r[k]) for r in rows)) if rows else len(headers[k]) for k in keys}
