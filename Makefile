@@ -42,7 +42,7 @@ ui: venv
 	@$(LOCALENV) && $(BIN)/python -m nightshift.ui
 
 bench: venv
-	$(BIN)/python bench/ingest_bench.py --sizes 1000000,4000000 --out bench/out
+	$(BIN)/python bench/ingest_bench.py --sizes 1000000,4000000 --out bench/out --driver-memory 1g
 
 clean:
 	rm -rf data .airflow .pytest_cache

@@ -546,7 +546,6 @@ def consistency(entry: dict[str, Any]) -> dict[str, Any] | None:
     pairs = {
         "parsed lines": (ingest["parsed_lines"], counts["parsed"]),
         "lines with a session": (ingest["lines_with_session"], counts["with_session"]),
-        "sessions": (ingest["sessions"], counts["sessions"]),
         "templates": (ingest["templates_used"], counts["templates"]),
     }
     features_sessions = spark["features"]["report"].get("sessions")

@@ -86,18 +86,30 @@ def split_offsets(lines: "DataFrame") -> tuple[int, list[tuple]]:
 
 
 def number_lines(frame: "DataFrame", offsets: list[tuple]) -> "DataFrame":
-    """Replace ``_block_start``/``_row_id`` by ``line_number`` (1-based, within its file)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
+    """Replace ``_block_start``/``_row_id`` by ``line_number`` (1-based, within its file).
 
-    schema = StructType([StructField("source_file", StringType()), StructField("_block_start", LongType()),
-                         StructField("_first_row", LongType()), StructField("_offset", LongType())])
-    mapping = frame.sparkSession.createDataFrame(offsets, schema)
-    return (
-        frame.join(F.broadcast(mapping), ["source_file", "_block_start"], "left")
-        .withColumn("line_number", F.col("_offset") + F.col("_row_id") - F.col("_first_row") + 1)
-        .drop("_block_start", "_row_id", "_first_row", "_offset")
-    )
+    The per-split shifts (one per file split: a handful) are a literal map in the expression,
+    so numbering needs no join.
+    """
+    from pyspark.sql import functions as F
+
+    shift = {f"{file}#{block_start}": offset - first_row + 1 for file, block_start, first_row, offset in offsets}
+    key = F.concat_ws("#", F.col("source_file"), F.col("_block_start").cast("string"))
+    return frame.withColumn("line_number", F.col("_row_id") + _lookup(shift, key, "long")).drop("_block_start", "_row_id")
+
+
+# Up to this many entries a lookup is a literal map inside the expression; beyond, a broadcast join.
+_LITERAL_MAP_LIMIT = 5000
+
+
+def _lookup(mapping: dict, key, value_type: str):
+    """``mapping[key]`` as a Column (null when absent), for a small Python dict."""
+    from pyspark.sql import functions as F
+
+    if not mapping:
+        return F.lit(None).cast(value_type)
+    literal = F.create_map(*[F.lit(x) for item in sorted(mapping.items()) for x in item])
+    return F.try_element_at(literal, key).cast(value_type)
 
 
 def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
@@ -215,15 +227,22 @@ def _optional_field(used: list[str], parts_col: str, name: str | None, upper: bo
 
 
 def attach_template_ids(frame: "DataFrame", assignments: dict[str, int]) -> "DataFrame":
-    """Set ``template_id`` from a masked message -> id map (a broadcast join); lines whose
-    message is not in the map keep the ``template_id`` they had (null when they had none)."""
+    """Set ``template_id`` from a masked message -> id map; lines whose message is not in the
+    map keep the ``template_id`` they had (null when they had none).
+
+    Small maps (the usual case: hundreds of distinct messages) are a literal map lookup in the
+    expression; large ones a broadcast join.
+    """
     from pyspark.sql import functions as F
     from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
+    previous = F.col("template_id") if "template_id" in frame.columns else F.lit(None).cast("int")
+    if len(assignments) <= _LITERAL_MAP_LIMIT:
+        found = _lookup(assignments, F.col("masked"), "int")
+        return frame.withColumn("template_id", F.coalesce(found, previous)).select(*LINE_COLUMNS)
     schema = StructType([StructField("masked", StringType(), False), StructField("_tid", IntegerType(), False)])
     mapping = frame.sparkSession.createDataFrame(sorted(assignments.items()), schema)
     joined = frame.join(F.broadcast(mapping), on="masked", how="left")
-    previous = F.col("template_id") if "template_id" in frame.columns else F.lit(None).cast("int")
     return joined.withColumn("template_id", F.coalesce(F.col("_tid"), previous)).select(*LINE_COLUMNS)
 
 
