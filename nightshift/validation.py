@@ -76,6 +76,8 @@ def describe_failure(result: Any) -> str:
     target = f"{column}: " if column else ""
     bounds = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k != "column_set")
     text = f"{cfg.type}({target}{bounds})"
+    if isinstance(observed, float):
+        observed = f"{observed:.4g}"
     if observed is not None:
         text += f" observed {observed}"
     if exc:
