@@ -56,7 +56,6 @@ import itertools
 import math
 import random
 import sys
-import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,11 +63,12 @@ from pathlib import Path
 
 from nightshift.generator import (
     DaySummary,
+    generate_with_progress,
     RenderedDay,
     Scenario,
-    _derive_seed,
-    _reset_dir,
-    _write_lines,
+    derive_seed,
+    reset_dir,
+    write_lines,
 )
 from nightshift.lake import Lake, check_day
 
@@ -186,7 +186,7 @@ def _lp_address(rng: random.Random) -> str:
 @functools.lru_cache(maxsize=16)
 def machine(seed: int, nodes: int) -> Machine:
     """The midplanes, nodes and cards in use for ``(seed, nodes)``: the same every day."""
-    rng = random.Random(_derive_seed("bgl", seed, "machine", nodes))
+    rng = random.Random(derive_seed("bgl", seed, "machine", nodes))
     n_mid = max(1, min(len(_MIDPLANES), math.ceil(nodes / NODES_PER_MIDPLANE)))
     names = sorted(rng.sample(_MIDPLANES, n_mid))
     base, extra = divmod(nodes, n_mid)
@@ -1223,7 +1223,7 @@ _V2_PICK = _Picker(V2_INCIDENTS)
 
 def day_rng(seed: int, index: int) -> random.Random:
     """The RNG of day ``index``: depends on ``(seed, index)`` only."""
-    return random.Random(_derive_seed("bgl", seed, "day", index))
+    return random.Random(derive_seed("bgl", seed, "day", index))
 
 
 def _build_day(scenario: BglScenario, index: int, rng: random.Random) -> _Day:
@@ -1375,9 +1375,9 @@ def render_day(scenario: BglScenario, index: int) -> RenderedDay:
 def write_day(root: Path, rendered: RenderedDay) -> Path:
     """Replace the day's raw partition with ``rendered``. Returns the log path."""
     raw_dir = Lake(Path(root)).raw_dir(SOURCE, rendered.summary.day)
-    _reset_dir(raw_dir)
+    reset_dir(raw_dir)
     log_path = raw_dir / LOG_FILE_NAME
-    _write_lines(log_path, rendered.lines, rendered.trailing_newline)
+    write_lines(log_path, rendered.lines, rendered.trailing_newline)
     return log_path
 
 
@@ -1438,15 +1438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    started = time.perf_counter()
-    total = 0
-    for i in range(scenario.days):
-        summary = generate_day(args.root, scenario, i)
-        total += summary.lines
-        print(describe(summary), flush=True)
-    elapsed = time.perf_counter() - started
-    print(f"total lines={total} in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f} lines/s)", file=sys.stderr)
-    return 0
+    return generate_with_progress(args.root, scenario, generate_day, describe)
 
 
 if __name__ == "__main__":

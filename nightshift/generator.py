@@ -270,19 +270,19 @@ class RenderedDay:
 # --------------------------------------------------------------------------------------------------
 
 
-def _derive_seed(*parts: object) -> int:
+def derive_seed(*parts: object) -> int:
     digest = hashlib.sha256("/".join(["nightshift.generator", *map(str, parts)]).encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 
 def day_rng(seed: int, index: int) -> random.Random:
     """The RNG of day ``index``: depends on ``(seed, index)`` only."""
-    return random.Random(_derive_seed(seed, "day", index))
+    return random.Random(derive_seed(seed, "day", index))
 
 
 def cluster_ips(seed: int, size: int = CLUSTER_SIZE) -> list[str]:
     """Datanode IPs of the (seed-stable) cluster, e.g. ``10.251.73.220``."""
-    rng = random.Random(_derive_seed(seed, "cluster"))
+    rng = random.Random(derive_seed(seed, "cluster"))
     ips: list[str] = []
     seen: set[str] = set()
     while len(ips) < size:
@@ -714,7 +714,7 @@ def _pick(rng: random.Random, table: tuple[tuple[PatternFn, float], ...]) -> Pat
 def _build_events(scenario: Scenario, index: int, rng: random.Random) -> tuple[_DayBuilder, list[tuple[str, int]]]:
     drifted = scenario.is_drifted(index)
     ips = cluster_ips(scenario.seed)
-    storage_ids = {ip: _derive_seed(scenario.seed, "storage", ip) % 10**9 for ip in ips}
+    storage_ids = {ip: derive_seed(scenario.seed, "storage", ip) % 10**9 for ip in ips}
     d = _DayBuilder(rng=rng, ips=ips, tpl=_V2 if drifted else _V1, drifted=drifted, storage_ids=storage_ids)
     day_compact = scenario.day(index).replace("-", "")
     anomalies = V2_ANOMALIES if drifted else V1_ANOMALIES
@@ -852,13 +852,13 @@ def render_day(scenario: Scenario, index: int) -> RenderedDay:
 # --------------------------------------------------------------------------------------------------
 
 
-def _reset_dir(path: Path) -> None:
+def reset_dir(path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
 
 
-def _write_lines(path: Path, lines: list[str], trailing_newline: bool, chunk: int = 20_000) -> None:
+def write_lines(path: Path, lines: list[str], trailing_newline: bool, chunk: int = 20_000) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb", buffering=1 << 20) as fh:
         for start in range(0, len(lines), chunk):
@@ -874,12 +874,12 @@ def write_day(root: Path, rendered: RenderedDay) -> tuple[Path, Path]:
     lake = Lake(Path(root))
     day = rendered.summary.day
     raw_dir, labels_path = lake.raw_dir(SOURCE, day), lake.labels_file(SOURCE, day)
-    _reset_dir(raw_dir)
-    _reset_dir(labels_path.parent)
+    reset_dir(raw_dir)
+    reset_dir(labels_path.parent)
     log_path = raw_dir / LOG_FILE_NAME
-    _write_lines(log_path, rendered.lines, rendered.trailing_newline)
+    write_lines(log_path, rendered.lines, rendered.trailing_newline)
     rows = ["session_id,label", *(f"{blk},{label}" for blk, label in rendered.labels)]
-    _write_lines(labels_path, rows, True)
+    write_lines(labels_path, rows, True)
     return log_path, labels_path
 
 
@@ -928,12 +928,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return generate_with_progress(args.root, scenario, generate_day, DaySummary.describe)
+
+
+def generate_with_progress(root: Path, scenario, generate_one, describe) -> int:
+    """CLI loop shared by the generators: one summary line per day, a total with lines/s on stderr."""
     started = time.perf_counter()
     total = 0
     for i in range(scenario.days):
-        summary = generate_day(args.root, scenario, i)
+        summary = generate_one(root, scenario, i)
         total += summary.lines
-        print(summary.describe(), flush=True)
+        print(describe(summary), flush=True)
     elapsed = time.perf_counter() - started
     print(f"total lines={total} in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f} lines/s)", file=sys.stderr)
     return 0
