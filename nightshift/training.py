@@ -144,18 +144,16 @@ def load_labelled_sessions(lake: Lake, source: str, days: list[str] | tuple[str,
 
 
 def classification_metrics(y_true, y_pred, y_score=None) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+    """The gate's metrics (``nightshift.gate.metrics``) as floats for MLflow, plus average
+    precision when scores are given and both classes are present."""
+    from sklearn.metrics import average_precision_score
 
-    metrics = {
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-        "sessions": float(len(y_true)),
-        "positives": float(sum(y_true)),
-    }
+    from nightshift.gate import metrics
+
+    result = {k: float(v) for k, v in metrics(y_true, y_pred).items()}
     if y_score is not None and 0 < sum(y_true) < len(y_true):
-        metrics["average_precision"] = float(average_precision_score(y_true, y_score))
-    return metrics
+        result["average_precision"] = float(average_precision_score(y_true, y_score))
+    return result
 
 
 def setup_mlflow(settings, experiment_name: str) -> str:
