@@ -89,13 +89,22 @@ def number_lines(frame: "DataFrame", offsets: list[tuple]) -> "DataFrame":
     """Replace ``_block_start``/``_row_id`` by ``line_number`` (1-based, within its file).
 
     The per-split shifts (one per file split: a handful) are a literal map in the expression,
-    so numbering needs no join.
+    file name -> (split start -> shift), so numbering needs no join and builds no string per line.
     """
     from pyspark.sql import functions as F
 
-    shift = {f"{file}#{block_start}": offset - first_row + 1 for file, block_start, first_row, offset in offsets}
-    key = F.concat_ws("#", F.col("source_file"), F.col("_block_start").cast("string"))
-    return frame.withColumn("line_number", F.col("_row_id") + _lookup(shift, key, "long")).drop("_block_start", "_row_id")
+    per_file: dict[str, dict[int, int]] = {}
+    for file, block_start, first_row, offset in offsets:
+        per_file.setdefault(file, {})[block_start] = offset - first_row + 1
+    if not per_file:
+        shift = F.lit(None).cast("long")
+    else:
+        files = F.create_map(*[
+            x for file, shifts in sorted(per_file.items())
+            for x in (F.lit(file), F.create_map(*[F.lit(v).cast("long") for item in sorted(shifts.items()) for v in item]))
+        ])
+        shift = F.try_element_at(F.try_element_at(files, F.col("source_file")), F.col("_block_start")).cast("long")
+    return frame.withColumn("line_number", F.col("_row_id") + shift).drop("_block_start", "_row_id")
 
 
 # Up to this many entries a lookup is a literal map inside the expression; beyond, a broadcast join.
@@ -112,85 +121,119 @@ def _lookup(mapping: dict, key, value_type: str):
     return F.try_element_at(literal, key).cast(value_type)
 
 
+def line_parts(source: SourceConfig) -> list[str]:
+    """What the format regex's replacement writes for a matching line, in order: the timestamp text
+    (its fields joined by one space, ready to parse), then the other fields the pipeline reads,
+    message last."""
+    return ["<timestamp>", *[f for f in source.used_fields() if f not in source.timestamp_fields
+                             or f in (source.level_field, source.component_field, source.session_key_field,
+                                      source.label_field, source.message_field)]]
+
+
 def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
     """Split each line by the source's format and decide parsed vs quarantined.
 
     Takes ``value`` (raw line) and ``source_file``; returns one row per input line with
     ``raw_line``, ``reason`` (null when parsed) and the parsed columns (null when quarantined).
-    The format regex runs once per line: a matching line is rewritten into its fields joined by
-    a control character, which is then split.
+
+    Per-line cost is what bounds ingest throughput, so the plan is:
+
+    * the format regex runs once per line, as a replacement that rewrites a matching line into
+      ``SEP ts-text SEP field ... SEP message`` (``SEP`` a control character), which one split
+      turns into the fields. A line matched when the result starts with ``SEP`` (and the raw line
+      did not), and has exactly one part per field: a field containing ``SEP`` itself makes more
+      parts, so such lines are quarantined (``control_character``), never mis-split;
+    * the work is staged in successive projections, each expensive value (the regex, the split,
+      the mask) computed once and referenced by name afterwards. Composing the Column expressions
+      directly would inline the format regex into every field that uses it (Spark does not
+      deduplicate expressions inside CASE branches): that ran the regex ~10 times per line;
+    * the quarantine reason is worked out only for lines that did not parse.
     """
     from pyspark.sql import functions as F
 
     fmt = source.log_format
-    line = F.make_valid_utf8(F.col("value"))
-    used = source.used_fields()
-    replacement = FIELD_SEPARATOR + FIELD_SEPARATOR.join("${%s}" % name for name in used)
-    too_long = F.length(line) > source.max_line_length
-    # CASE WHEN is evaluated lazily: over-long lines never reach the regex engine
-    joined = F.when(~too_long, F.regexp_replace(line, "(?s)" + fmt.regex, replacement))
-    has_control = F.instr(line, FIELD_SEPARATOR) > 0
-    matched = F.coalesce(joined.startswith(FIELD_SEPARATOR), F.lit(False)) & ~has_control
-    parts = F.split(F.substring(joined, 2, 1 << 30), FIELD_SEPARATOR, len(used))
+    parts = line_parts(source)
+    timestamp_text = " ".join("${%s}" % name for name in source.timestamp_fields)
+    replacement = "".join(FIELD_SEPARATOR + (timestamp_text if p == "<timestamp>" else "${%s}" % p) for p in parts)
+    keep = ["source_file", "_block_start", "_row_id"]
 
-    def field(name: str):
-        # get() is null past the end (unmatched lines have one part); getItem would throw in ANSI mode
-        return F.get(parts, used.index(name))
+    def part(name: str | None):
+        # part 0 is the empty text before the leading separator; get() is null past the end
+        return F.get(F.col("_parts"), parts.index(name) + 1) if name else F.lit(None).cast("string")
 
-    ts_text = F.concat_ws(" ", *[field(name) for name in source.timestamp_fields])
-    ts = F.try_to_timestamp(ts_text, F.lit(source.timestamp_format))
-    reason = (
-        F.when(F.trim(line) == "", F.lit(REASON_EMPTY))
-        .when(too_long, F.lit(REASON_TOO_LONG))
-        .when(has_control, F.lit(REASON_CONTROL))
-        .when(~matched, F.lit(REASON_FORMAT))
-        .when(ts.isNull(), F.lit(REASON_TIMESTAMP))
+    # 1. the line as valid UTF-8 (invalid bytes replaced), remembering whether it was repaired
+    stage = lines.select(
+        *keep,
+        F.make_valid_utf8(F.col("value")).alias("_line"),
+        (~F.is_valid_utf8(F.col("value"))).alias("encoding_repaired"),
     )
-    message = field(source.message_field)
-    masked = mask_expression(message, source)
-    session_id = session_id_expression(message, ts, field, source)
+    # 2. the format regex, once; over-long lines never reach the regex engine (CASE is lazy, and
+    #    the character count is only taken when the byte count, known without a scan, is over)
+    too_long = (F.octet_length(F.col("_line")) > source.max_line_length) & (
+        F.length(F.col("_line")) > source.max_line_length
+    )
+    stage = stage.select(
+        *keep, "_line", "encoding_repaired",
+        F.when(~too_long, F.regexp_replace(F.col("_line"), "(?s)" + fmt.regex, replacement)).alias("_joined"),
+    )
+    # 3. the fields
+    stage = stage.select(
+        *keep, "_line", "encoding_repaired", "_joined",
+        F.split(F.col("_joined"), FIELD_SEPARATOR, -1).alias("_parts"),
+    )
+    matched = (
+        F.coalesce(F.col("_joined").startswith(FIELD_SEPARATOR), F.lit(False))
+        & ~F.col("_line").startswith(FIELD_SEPARATOR)
+        & (F.size(F.col("_parts")) == len(parts) + 1)
+    )
     line_label = (
-        F.when(F.trim(field(source.label_field)).isin(*source.label_normal_values), F.lit(0)).otherwise(F.lit(1))
+        F.when(F.trim(part(source.label_field)).isin(*source.label_normal_values), F.lit(0)).otherwise(F.lit(1))
         if source.label_field
         else F.lit(None).cast("int")
+    )
+    stage = stage.select(
+        *keep, "_line", "encoding_repaired",
+        matched.alias("_matched"),
+        F.try_to_timestamp(part("<timestamp>"), F.lit(source.timestamp_format)).alias("_ts"),
+        F.upper(F.trim(part(source.level_field))).alias("_level"),
+        F.trim(part(source.component_field)).alias("_component"),
+        part(source.message_field).alias("_message"),
+        F.trim(part(source.session_key_field)).alias("_key"),
+        line_label.alias("_line_label"),
+    )
+    # 4. the verdict, the mask and the session (each from the named fields above). A line that
+    #    matched the format and has a timestamp is parsed (it cannot be empty, over-long or hold a
+    #    separator); only the others are given a reason, in this order.
+    reason = F.when(F.col("_matched") & F.col("_ts").isNotNull(), F.lit(None).cast("string")).otherwise(
+        F.when(F.trim(F.col("_line")) == "", F.lit(REASON_EMPTY))
+        .when(F.length(F.col("_line")) > source.max_line_length, F.lit(REASON_TOO_LONG))
+        .when(F.instr(F.col("_line"), FIELD_SEPARATOR) > 0, F.lit(REASON_CONTROL))
+        .when(~F.col("_matched"), F.lit(REASON_FORMAT))
+        .otherwise(F.lit(REASON_TIMESTAMP))
+    )
+    stage = stage.select(
+        *keep, "_line", "encoding_repaired", "_ts", "_level", "_component", "_message", "_line_label",
+        reason.alias("reason"),
+        mask_expression(F.col("_message"), source).alias("_masked"),
+        session_id_expression(F.col("_message"), F.col("_ts"), F.col("_key"), source).alias("_session_id"),
     )
 
     def when_parsed(col):
         return F.when(F.col("reason").isNull(), col)
 
-    return (
-        lines.select(
-            "source_file",
-            "_block_start",
-            "_row_id",
-            line.alias("_line"),
-            (~F.is_valid_utf8(F.col("value"))).alias("encoding_repaired"),
-            joined.alias("_joined"),
-            matched.alias("_matched"),
-            parts.alias("_parts"),
-            ts.alias("_ts"),
-            reason.alias("reason"),
-            message.alias("_message"),
-            masked.alias("_masked"),
-            session_id.alias("_session_id"),
-            line_label.alias("_line_label"),
-        )
-        .select(
-            "source_file",
-            "_block_start",
-            "_row_id",
-            # the raw line is kept for quarantined lines only (parsed lines point back by file + line number)
-            F.when(F.col("reason").isNotNull(), F.col("_line")).alias("raw_line"),
-            "reason",
-            "encoding_repaired",
-            when_parsed(F.col("_ts")).alias("ts"),
-            when_parsed(_optional_field(used, "_parts", source.level_field, upper=True)).alias("level"),
-            when_parsed(_optional_field(used, "_parts", source.component_field)).alias("component"),
-            when_parsed(F.col("_message")).alias("message"),
-            when_parsed(F.col("_masked")).alias("masked"),
-            when_parsed(F.nullif(F.col("_session_id"), F.lit(""))).alias("session_id"),
-            when_parsed(F.col("_line_label")).alias("line_label"),
-        )
+    return stage.select(
+        *keep,
+        # the raw line is kept for quarantined lines only (parsed lines point back by file + line number)
+        F.when(F.col("reason").isNotNull(), F.col("_line")).alias("raw_line"),
+        "reason",
+        "encoding_repaired",
+        when_parsed(F.col("_ts")).alias("ts"),
+        when_parsed(F.col("_level")).alias("level"),
+        when_parsed(F.col("_component")).alias("component"),
+        when_parsed(F.col("_message")).alias("message"),
+        when_parsed(F.col("_masked")).alias("masked"),
+        when_parsed(F.nullif(F.col("_session_id"), F.lit(""))).alias("session_id"),
+        when_parsed(F.col("_line_label")).alias("line_label"),
     )
 
 
@@ -204,26 +247,17 @@ def mask_expression(message, source: SourceConfig):
     return masked
 
 
-def session_id_expression(message, ts, field, source: SourceConfig):
+def session_id_expression(message, ts, key, source: SourceConfig):
     """The session a line belongs to: the first match of ``id_regex`` in the message, or
-    ``<key field>@<window start>`` for sources sessioned by a key and a time window."""
+    ``<key>@<window start>`` (``key``: the trimmed key field) for sources sessioned by a key and a
+    time window."""
     from pyspark.sql import functions as F
 
     if source.session_id_regex:
         return F.regexp_extract(message, source.session_id_regex, 0)
     seconds = source.session_window_minutes * 60
     window_start = F.timestamp_seconds(F.floor(F.unix_seconds(ts) / seconds) * seconds)
-    key = F.trim(field(source.session_key_field))
     return F.when(key != "", F.concat(key, F.lit("@"), F.date_format(window_start, "yyyy-MM-dd'T'HH:mm")))
-
-
-def _optional_field(used: list[str], parts_col: str, name: str | None, upper: bool = False):
-    from pyspark.sql import functions as F
-
-    if name is None:
-        return F.lit(None).cast("string")
-    col = F.trim(F.get(F.col(parts_col), used.index(name)))
-    return F.upper(col) if upper else col
 
 
 def attach_template_ids(frame: "DataFrame", assignments: dict[str, int]) -> "DataFrame":

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from nightshift.logformat import LogFormat
+from nightshift.regexopt import with_first_char_guard
 
 
 DEFAULT_MAX_LINE_LENGTH = 65536   # characters; longer lines are quarantined as line_too_long
@@ -66,7 +67,8 @@ class SourceConfig:
                 passes[-1][0].append(m.regex)
             else:
                 passes.append(([m.regex], m.replacement))
-        return [(r[0] if len(r) == 1 else "|".join(f"(?:{x})" for x in r), rep) for r, rep in passes]
+        merged = [(r[0] if len(r) == 1 else "|".join(f"(?:{x})" for x in r), rep) for r, rep in passes]
+        return [(with_first_char_guard(regex), rep) for regex, rep in merged]
 
     def used_fields(self) -> list[str]:
         """The format fields the pipeline reads, message last (the rest of a line's fields are
