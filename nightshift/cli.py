@@ -35,7 +35,7 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
     """
     from pyspark.sql import functions as F
 
-    from nightshift.ingest import drain_params, ingest_lines, read_raw_lines
+    from nightshift.ingest import drain_params, ingest_lines, read_parsed_lines, read_raw_lines
     from nightshift.templates import TemplateStore
 
     if not log_file.is_file():
@@ -45,7 +45,7 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
         lines = read_raw_lines(spark, [str(log_file.resolve())])
         ingest_lines(lines, source, store, "1970-01-01", Path(tmp) / "parsed", Path(tmp) / "quarantine",
                      Path(tmp) / "scratch")
-        parsed = spark.read.parquet(str(Path(tmp) / "parsed"))
+        parsed = read_parsed_lines(spark, Path(tmp) / "parsed")
         quarantine = spark.read.parquet(str(Path(tmp) / "quarantine"))
         templates = store.templates()
         mapping = spark.createDataFrame(sorted(templates.items()), "template_id int, template string")

@@ -123,10 +123,12 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
 
     from pyspark.sql import functions as F
 
+    from nightshift.ingest import read_parsed_lines
+
     parsed_dir = lake.parsed_dir(source_name, day)
     if not parsed_dir.exists():
         raise FileNotFoundError(f"no parsed data for {source_name} {day}: run ingest first ({parsed_dir})")
-    parsed = spark.read.parquet(str(parsed_dir))
+    parsed = read_parsed_lines(spark, parsed_dir)
     labels = read_labels(spark, lake.labels_file(source_name, day))
     features = attach_labels(session_features(parsed), labels)
     out = lake.features_dir(source_name, day)

@@ -23,12 +23,18 @@ REASON_CONTROL = "control_character"
 REASON_FORMAT = "format_mismatch"
 REASON_TIMESTAMP = "bad_timestamp"
 
-# Parsed and quarantine partitions share one schema (each line is written once, by status): in
-# parsed lines raw_line and reason are null; in quarantined lines the parsed columns are null.
+# A line as readers see it (read_parsed_lines). Parsed and quarantine partitions share one schema
+# (each line is written once, by status): in parsed lines raw_line and reason are null; in
+# quarantined lines the parsed columns are null.
 LINE_COLUMNS = [
     "source_file", "line_number", "ts", "level", "component", "message", "masked", "session_id", "line_label",
     "template_id", "encoding_repaired", "raw_line", "reason",
 ]
+# What is written per line: template ids are not, they live next to the lines in the partition's
+# TEMPLATE_IDS_FILE (masked message -> id; see ingest_lines for why).
+WRITTEN_COLUMNS = [c for c in LINE_COLUMNS if c != "template_id"]
+# Spark (and Hive-style readers) skip files starting with "_" when reading a partition directory.
+TEMPLATE_IDS_FILE = "_template_ids.json"
 
 
 def read_raw_lines(spark: "SparkSession", paths: list[str]) -> "DataFrame":
@@ -280,6 +286,21 @@ def attach_template_ids(frame: "DataFrame", assignments: dict[str, int]) -> "Dat
     return joined.withColumn("template_id", F.coalesce(F.col("_tid"), previous)).select(*LINE_COLUMNS)
 
 
+def read_template_ids(parsed_dir) -> dict[str, int]:
+    """The day's masked message -> template id map written by ingest ({} for a partition written
+    before template ids moved out of the line files: those lines carry their ids)."""
+    import json
+    from pathlib import Path
+
+    path = Path(parsed_dir) / TEMPLATE_IDS_FILE
+    return {str(k): int(v) for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+
+
+def read_parsed_lines(spark: "SparkSession", parsed_dir) -> "DataFrame":
+    """One day's parsed lines with their template ids (columns :data:`LINE_COLUMNS`)."""
+    return attach_template_ids(spark.read.parquet(str(parsed_dir)), read_template_ids(parsed_dir))
+
+
 class IngestError(RuntimeError):
     """Ingest cannot run for this day (no input, or the line accounting does not balance)."""
 
@@ -319,7 +340,7 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
     )
     store.save(store_path)
 
-    parsed = spark.read.parquet(str(parsed_dir))
+    parsed = read_parsed_lines(spark, parsed_dir)
     quarantined = spark.read.parquet(str(quarantine_dir))
     parsed_lines, quarantined_lines = parsed.count(), quarantined.count()
     reasons = {r["reason"]: r["count"] for r in quarantined.groupBy("reason").count().collect()}
@@ -364,12 +385,18 @@ def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, pars
     """Parse raw lines into ``parsed_dir`` and ``quarantine_dir`` (both replaced).
 
     1. a cheap scan counts the lines of each file split (line numbers, accounting);
-    2. one pass does all per-line work (split, timestamp, masks, session, line number) and takes
-       template ids from the store's known messages with a broadcast join; it writes every line
-       once, partitioned by status, and the two partitions are moved into place;
-    3. only when the day has messages the store has not seen: their distinct masked messages
-       (far fewer than lines) go to the Drain miner, and the parsed partition is rewritten from
-       Parquet with the new ids joined in (no parsing again).
+    2. one pass does all per-line work (split, timestamp, masks, session, line number) and writes
+       every line once, partitioned by status;
+    3. the day's distinct masked messages (far fewer than lines; read back from the written
+       column) go to the template store, which returns ids for known messages from its cache and
+       runs the Drain miner on the new ones only;
+    4. the day's masked message -> id map is written into the parsed partition
+       (:data:`TEMPLATE_IDS_FILE`), and both partitions are moved into place.
+
+    Template ids are looked up at read time (:func:`read_parsed_lines`) rather than written per
+    line: ids for new messages are only known after the lines are parsed, so writing them per line
+    meant rewriting the whole day whenever one new message appeared (5 s of a 4M-line day). The
+    ids are stable (the store never renumbers), so the lookup gives the same answer on every read.
 
     Returns ``(input lines, distinct masked message -> template id for this day)``.
     """
@@ -378,43 +405,30 @@ def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, pars
 
     from pyspark.sql import functions as F
 
+    from nightshift.lake import write_json_atomic
+
     spark = lines.sparkSession
     scratch = Path(scratch_dir)
     shutil.rmtree(scratch, ignore_errors=True)
     input_lines, offsets = split_offsets(lines)
-    known = store.known_messages()
-    classified = number_lines(classify_lines(lines, source), offsets)
+    classified = number_lines(classify_lines(lines, source), offsets).select(*WRITTEN_COLUMNS)
     status = F.when(F.col("reason").isNull(), F.lit("parsed")).otherwise(F.lit("quarantined"))
-    (
-        attach_template_ids(classified, known)
-        .withColumn("status", status)
-        .write.mode("overwrite")
-        .partitionBy("status")
-        .parquet(str(scratch / "lines"))
-    )
-    schema = spark.read.parquet(str(scratch / "lines")).drop("status").schema if input_lines else None
+    classified.withColumn("status", status).write.mode("overwrite").partitionBy("status").parquet(str(scratch / "lines"))
+    written = {name: scratch / "lines" / f"status={name}" for name in ("parsed", "quarantined")}
+    for path in written.values():
+        if not path.exists():   # no line of this status: an empty partition with the schema
+            spark.createDataFrame([], classified.schema).write.parquet(str(path))
+
+    day_messages = [r.masked for r in spark.read.parquet(str(written["parsed"])).select("masked").distinct().collect()]
+    assignments = store.assign(day_messages, day)
+    write_json_atomic(written["parsed"] / TEMPLATE_IDS_FILE, dict(sorted(assignments.items())))
+
     for name, target in (("parsed", Path(parsed_dir)), ("quarantined", Path(quarantine_dir))):
-        written = scratch / "lines" / f"status={name}"
-        if not written.exists():   # no line of this status: an empty partition with the schema
-            spark.createDataFrame([], schema or _empty_schema(classified)).write.parquet(str(written))
         shutil.rmtree(target, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(written), str(target))
-
-    parsed = spark.read.parquet(str(parsed_dir))
-    day_messages = [r.masked for r in parsed.select("masked").distinct().collect()]
-    assignments = store.assign(day_messages, day)
-    new = {m: i for m, i in assignments.items() if m not in known}
-    if new:
-        attach_template_ids(parsed, new).write.mode("overwrite").parquet(str(scratch / "parsed"))
-        shutil.rmtree(parsed_dir)
-        shutil.move(str(scratch / "parsed"), str(parsed_dir))
+        shutil.move(str(written[name]), str(target))
     shutil.rmtree(scratch, ignore_errors=True)
     return input_lines, assignments
-
-
-def _empty_schema(classified: "DataFrame"):
-    return attach_template_ids(classified, {}).schema
 
 
 def drain_params(source: SourceConfig) -> dict:

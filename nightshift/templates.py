@@ -161,10 +161,6 @@ class TemplateStore:
             log.info("day %s added %d templates (%d in total)", day, len(added), len(self._miner))
         return assigned
 
-    def known_messages(self) -> dict[str, int]:
-        """Every masked message assigned so far, with its template id (for a join in Spark)."""
-        return dict(self._messages)
-
     def new_template_ids(self, day: str) -> list[int]:
         """Ids first seen on ``day``, ascending."""
         return sorted(i for i, seen in self._first_seen.items() if seen == day)

@@ -41,6 +41,8 @@ def load_suite_module(expectations_dir: Path, suite: str):
 def suite_batches(spark: "SparkSession", lake, source_name: str, day: str, suite: str) -> dict[str, "DataFrame"]:
     """The DataFrames a suite validates for one day."""
     if suite == "parsed_lines":
+        from nightshift.ingest import read_parsed_lines
+
         ingest = lake.read_report(source_name, day, "ingest")
         if ingest is None:
             raise FileNotFoundError(f"no ingest report for {source_name} {day}: run ingest first")
@@ -50,7 +52,7 @@ def suite_batches(spark: "SparkSession", lake, source_name: str, day: str, suite
             "unaccounted_lines": int(ingest["input_lines"] - ingest["parsed_lines"] - ingest["quarantined_lines"]),
         }
         return {
-            "lines": spark.read.parquet(str(lake.parsed_dir(source_name, day))),
+            "lines": read_parsed_lines(spark, lake.parsed_dir(source_name, day)),
             "ingest": spark.createDataFrame([summary]),
         }
     if suite == "session_features":

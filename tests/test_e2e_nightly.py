@@ -18,6 +18,7 @@ import json
 import pytest
 
 from nightshift.generator import Scenario, generate
+from nightshift.ingest import read_parsed_lines
 from nightshift.lake import Lake
 from nightshift.localenv import local_environment, migrate_airflow_db, run_dag, run_nightly_dag
 
@@ -58,7 +59,7 @@ def test_every_input_line_is_parsed_or_quarantined(pipeline_run, spark):
     lake = pipeline_run["lake"]
     for day in DAYS:
         raw_lines = sum(len(p.read_bytes().splitlines()) for p in lake.raw_dir("hdfs", day).iterdir())
-        parsed = spark.read.parquet(str(lake.parsed_dir("hdfs", day))).count()
+        parsed = read_parsed_lines(spark, lake.parsed_dir("hdfs", day)).count()
         quarantined = spark.read.parquet(str(lake.quarantine_dir("hdfs", day))).count()
         assert parsed + quarantined == raw_lines == pipeline_run["generated"][day].lines
         report = lake.read_report("hdfs", day, "ingest")

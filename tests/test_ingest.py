@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.ingest import IngestError, run_ingest
+from nightshift.ingest import IngestError, read_parsed_lines, run_ingest
 from tests.conftest import write_raw
 
 DAY, NEXT_DAY = "2026-11-01", "2026-11-02"
@@ -28,7 +28,7 @@ def test_parses_fields_masks_and_assigns_templates(spark, lake, hdfs_source):
     write_raw(lake, DAY, "a.log", b"\n".join(GOOD) + b"\n")
     report = run_ingest(spark, lake, hdfs_source, DAY)
     assert (report["input_lines"], report["parsed_lines"], report["quarantined_lines"]) == (4, 4, 0)
-    rows = {r.message: r for r in spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).collect()}
+    rows = {r.message: r for r in read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).collect()}
     first = rows["PacketResponder 1 for block blk_38865049064139660 terminating"]
     assert first.masked == "PacketResponder <*> for block blk_<*> terminating"
     assert first.session_id == "blk_38865049064139660"
@@ -60,7 +60,7 @@ def test_bad_lines_are_quarantined_with_reason_and_every_line_is_accounted(spark
     assert quarantined["081109 2036 148 INFO dfs.DataNode: timestamp too short"] == "bad_timestamp"
     # non-UTF-8 bytes are repaired (U+FFFD) and the line is kept, not lost
     assert report["encoding_repaired_lines"] == 1
-    repaired = spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).filter("encoding_repaired").first()
+    repaired = read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).filter("encoding_repaired").first()
     assert "\ufffd" in repaired.message and repaired.session_id == "blk_1"
     # the truncated last line still matches the format: it is parsed, with its partial message
     assert report["parsed_lines"] == 6
@@ -76,7 +76,7 @@ def test_empty_day_writes_empty_partitions(spark, lake, hdfs_source):
     write_raw(lake, DAY, "empty.log", b"")
     report = run_ingest(spark, lake, hdfs_source, DAY)
     assert (report["input_lines"], report["parsed_lines"], report["quarantined_lines"]) == (0, 0, 0)
-    assert spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).count() == 0
+    assert read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).count() == 0
 
 
 def test_missing_day_is_a_clear_error(spark, lake, hdfs_source):
@@ -89,15 +89,15 @@ def test_rerun_replaces_only_that_day_and_keeps_template_ids(spark, lake, hdfs_s
     write_raw(lake, NEXT_DAY, "a.log", b"\n".join(GOOD) + b"\n")
     run_ingest(spark, lake, hdfs_source, DAY)
     second = run_ingest(spark, lake, hdfs_source, NEXT_DAY)
-    ids_next = {r.masked: r.template_id for r in spark.read.parquet(str(lake.parsed_dir("hdfs", NEXT_DAY))).collect()}
+    ids_next = {r.masked: r.template_id for r in read_parsed_lines(spark, lake.parsed_dir("hdfs", NEXT_DAY)).collect()}
     assert len(second["new_templates"]) == 2                   # day 1 already knew the PacketResponder template
 
     (lake.raw_dir("hdfs", DAY) / "a.log").write_bytes(GOOD[0] + b"\n")   # re-run day 1 with different input
     rerun = run_ingest(spark, lake, hdfs_source, DAY)
     assert rerun["parsed_lines"] == 1 and rerun["new_templates"] == [1]
-    day1 = spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).collect()
+    day1 = read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).collect()
     assert len(day1) == 1 and day1[0].template_id == ids_next[day1[0].masked]
-    assert spark.read.parquet(str(lake.parsed_dir("hdfs", NEXT_DAY))).count() == 4   # untouched
+    assert read_parsed_lines(spark, lake.parsed_dir("hdfs", NEXT_DAY)).count() == 4   # untouched
 
 
 LOGHUB = Path(__file__).parent / "fixtures" / "loghub"
@@ -112,7 +112,7 @@ def test_line_numbers_follow_the_file_across_splits(spark, lake, hdfs_source):
         run_ingest(spark, lake, hdfs_source, DAY)
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    parsed = spark.read.parquet(str(lake.parsed_dir("hdfs", DAY)))
+    parsed = read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY))
     got = {r.line_number: r.message for r in parsed.filter("source_file = 'HDFS_2k.log'").collect()}
     expected = {
         i: hdfs_source.log_format.python_regex.match(line)["Content"]
@@ -132,12 +132,12 @@ def test_template_grouping_accuracy_through_spark_ingest(spark, lake, hdfs_sourc
     run_ingest(spark, lake, hdfs_source, DAY)
     with (LOGHUB / "HDFS_2k.log_structured.csv").open(newline="") as fh:
         truth = {int(row["LineId"]): row["EventId"] for row in csv.DictReader(fh)}
-    rows = spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).select("line_number", "template_id", "masked").collect()
+    rows = read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).select("line_number", "template_id", "masked").collect()
     assert len(rows) == len(truth) == 2000
     ordered = sorted(rows)
     assert grouping_accuracy([r.template_id for r in ordered], [truth[r.line_number] for r in ordered]) >= 0.998
     # masking in Spark (Java regex) equals the Python twin used by tools and the baseline
-    for r in spark.read.parquet(str(lake.parsed_dir("hdfs", DAY))).select("message", "masked").limit(300).collect():
+    for r in read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).select("message", "masked").limit(300).collect():
         assert hdfs_source.mask(r.message) == r.masked
 
 
@@ -154,7 +154,7 @@ def test_bgl_source_parses_sessions_by_node_window_with_inline_labels(spark, lak
     assert (report["input_lines"], report["parsed_lines"]) == (2000, 2000)
     with (LOGHUB / "BGL_2k.log_structured.csv").open(newline="") as fh:
         truth = {int(row["LineId"]): row for row in csv.DictReader(fh)}
-    rows = sorted(spark.read.parquet(str(lake.parsed_dir("bgl", DAY))).collect(), key=lambda r: r.line_number)
+    rows = sorted(read_parsed_lines(spark, lake.parsed_dir("bgl", DAY)).collect(), key=lambda r: r.line_number)
     assert grouping_accuracy([r.template_id for r in rows], [truth[r.line_number]["EventId"] for r in rows]) >= 0.963
     first = rows[0]
     assert first.session_id == "R02-M1-N0-C:J12-U11@2005-06-03T15:00" and str(first.ts) == "2005-06-03 15:42:50.675872"
