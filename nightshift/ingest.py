@@ -417,7 +417,9 @@ def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, pars
     written = {name: scratch / "lines" / f"status={name}" for name in ("parsed", "quarantined")}
     for path in written.values():
         if not path.exists():   # no line of this status: an empty partition with the schema
-            spark.createDataFrame([], classified.schema).write.parquet(str(path))
+            # limit(0) is planned as an empty relation: no scan, and (unlike createDataFrame from
+            # a Python list) no Python worker processes
+            classified.limit(0).write.parquet(str(path))
 
     day_messages = [r.masked for r in spark.read.parquet(str(written["parsed"])).select("masked").distinct().collect()]
     assignments = store.assign(day_messages, day)
