@@ -43,9 +43,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 SOURCE = "hdfs"
 SCENARIO = Scenario(start_day="2026-05-04", days=1, seed=23, blocks_per_day=300, anomaly_rate=0.05)
 DAY = SCENARIO.day(0)
-SPARK_TASKS = ["ingest_logs", "validate_parsed_lines", "build_features", "validate_session_features"]
+SPARK_TASKS = ["ingest_and_build_features", "validate_parsed_lines", "validate_session_features"]
 # run_spark_job names each application nightshift-<job>-<source>-<day>; validate.py runs twice
-EXPECTED_APPS = sorted(f"nightshift-{job}-{SOURCE}-{DAY}" for job in ("ingest", "validate", "features", "validate"))
+EXPECTED_APPS = sorted(f"nightshift-{job}-{SOURCE}-{DAY}" for job in ("ingest", "validate", "validate"))
 CLUSTER_START_TIMEOUT_S = 60
 # Test-only tuning for short-lived JVMs on a small machine, the same for both runs (the jobs and the
 # DAG are unchanged): C1 JIT only and the serial GC roughly halve a job's run time on 2 cores;

@@ -37,7 +37,7 @@ def test_every_dag_is_documented_and_single_run(dagbag):
 
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["nightshift_nightly"]
-    order = ["resolve_day", "ingest_logs", "validate_parsed_lines", "build_features", "validate_session_features",
+    order = ["resolve_day", "ingest_and_build_features", "validate_parsed_lines", "validate_session_features",
              "plan_training", "train_candidate", "evaluate_candidates", "route_decision", "promote_champion"]
     assert set(dag.task_ids) == set(order) | {"publish_features", "await_approval"}
     assert dag.get_task("await_approval").downstream_task_ids == {"promote_champion"}
@@ -56,11 +56,13 @@ def test_spark_tasks_are_submitted_through_the_spark_connection(dagbag):
 
     dag = dagbag.dags["nightshift_nightly"]
     spark_tasks = [t for t in dag.tasks if isinstance(t, SparkSubmitOperator)]
-    assert {t.task_id for t in spark_tasks} == {"ingest_logs", "validate_parsed_lines", "build_features",
+    assert {t.task_id for t in spark_tasks} == {"ingest_and_build_features", "validate_parsed_lines",
                                                 "validate_session_features"}
     for t in spark_tasks:
         assert t._conn_id == "nightshift_spark"
         assert Path(t.application).is_file() and Path(t.application).parent == PROJECT_ROOT / "jobs"
+    # parse and build features in one Spark application (one JVM start-up per day)
+    assert "--with-features" in dag.get_task("ingest_and_build_features").application_args
 
 
 def test_training_is_mapped_over_candidates(dagbag):
