@@ -75,10 +75,17 @@ def test_validation_results(pipeline_run):
     failed = lake.read_report("hdfs", DAYS[2], "validation_parsed_lines")
     assert failed["success"] is False
     assert any("quarantine_rate" in reason for reason in failed["failures"]), failed["failures"]
-    # the failed day keeps its data and goes no further
+    # the failed day keeps its data (its features were built in the same Spark application as
+    # ingest) and goes no further: features not validated, no decision, never trained on later
     assert lake.parsed_dir("hdfs", DAYS[2]).exists() and lake.quarantine_dir("hdfs", DAYS[2]).exists()
-    assert not lake.features_dir("hdfs", DAYS[2]).exists()
+    assert lake.features_dir("hdfs", DAYS[2]).exists()
+    assert lake.read_report("hdfs", DAYS[2], "validation_session_features") is None
     assert lake.read_report("hdfs", DAYS[2], "decision") is None
+    later = [lake.read_report("hdfs", d, "decision") for d in DAYS[3:]]
+    trained = [r for r in later if r and r.get("train_days")]
+    assert trained, later
+    for decision in trained:
+        assert DAYS[2] not in decision["train_days"] + decision["holdout_days"], decision
     assert (lake.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
 
 
