@@ -40,17 +40,18 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
     """
     from pyspark.sql import functions as F
 
+    from nightshift.ingest import literal_lookup
+
     lines = parsed.filter(F.col("session_id").isNotNull())
     components = sorted(
         r["component"] for r in lines.select("component").distinct().limit(_COMPONENT_CODE_LIMIT + 1).collect()
         if r["component"] is not None
     )
-    coded = len(components) <= _COMPONENT_CODE_LIMIT
-    if coded:
-        codes = F.create_map(*[F.lit(x) for i, name in enumerate(components) for x in (name, i)]) if components else None
-        component = F.try_element_at(codes, F.col("component")) if codes is not None else F.lit(None).cast("int")
+    if len(components) <= _COMPONENT_CODE_LIMIT:
+        component = literal_lookup({name: i for i, name in enumerate(components)}, F.col("component"), "int")
+        decoded = F.get(F.array(*[F.lit(name) for name in components], F.lit(None).cast("string")), F.col("_component"))
     else:
-        component = F.col("component")
+        component, decoded = F.col("component"), F.col("_component")
     per_template = (
         lines.withColumn("_component", component)
         .groupBy("session_id", "template_id")
@@ -78,10 +79,6 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
     event_counts = F.map_from_arrays(
         F.transform("_packed", lambda x: F.shiftright(x, 32).cast("string")),
         F.transform("_packed", lambda x: x.bitwiseAND(F.lit(0xFFFFFFFF))),
-    )
-    decoded = (
-        F.get(F.array(*[F.lit(name) for name in components]), F.col("_component")) if coded and components
-        else F.col("_component").cast("string")
     )
     return (
         sessions.withColumn("event_counts", event_counts)

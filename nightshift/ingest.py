@@ -117,7 +117,7 @@ def number_lines(frame: "DataFrame", offsets: list[tuple]) -> "DataFrame":
 _LITERAL_MAP_LIMIT = 5000
 
 
-def _lookup(mapping: dict, key, value_type: str):
+def literal_lookup(mapping: dict, key, value_type: str):
     """``mapping[key]`` as a Column (null when absent), for a small Python dict."""
     from pyspark.sql import functions as F
 
@@ -278,7 +278,7 @@ def attach_template_ids(frame: "DataFrame", assignments: dict[str, int]) -> "Dat
 
     previous = F.col("template_id") if "template_id" in frame.columns else F.lit(None).cast("int")
     if len(assignments) <= _LITERAL_MAP_LIMIT:
-        found = _lookup(assignments, F.col("masked"), "int")
+        found = literal_lookup(assignments, F.col("masked"), "int")
         return frame.withColumn("template_id", F.coalesce(found, previous)).select(*LINE_COLUMNS)
     schema = StructType([StructField("masked", StringType(), False), StructField("_tid", IntegerType(), False)])
     mapping = frame.sparkSession.createDataFrame(sorted(assignments.items()), schema)
@@ -342,13 +342,15 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
 
     parsed = read_parsed_lines(spark, parsed_dir)
     quarantined = spark.read.parquet(str(quarantine_dir))
-    parsed_lines, quarantined_lines = parsed.count(), quarantined.count()
+    # one query per partition: the reasons add up to the quarantined lines
     reasons = {r["reason"]: r["count"] for r in quarantined.groupBy("reason").count().collect()}
     stats = parsed.agg(
+        F.count(F.lit(1)).alias("lines"),
         F.count("template_id").alias("with_template"),
         F.count("session_id").alias("with_session"),
         F.sum(F.col("encoding_repaired").cast("long")).alias("encoding_repaired"),
     ).first()
+    parsed_lines, quarantined_lines = stats["lines"], sum(reasons.values())
     report = {
         "source": source.name,
         "source_version": source.version,

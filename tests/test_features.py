@@ -51,3 +51,15 @@ def test_inline_line_labels_make_a_session_anomalous_unless_a_labels_file_says_o
     labels_csv.write_text("session_id,label\nn3@00,1\n")
     with_file = attach_labels(session_features(parsed), read_labels(spark, labels_csv))
     assert {r.session_id: r.label for r in with_file.collect()}["n3@00"] == 1
+
+
+def test_components_beyond_the_code_limit_aggregate_as_strings_with_the_same_result(spark, monkeypatch):
+    import nightshift.features as features
+
+    parsed = _parsed(spark, [
+        ("blk_1", 7, "INFO", 3), ("blk_1", 2, "INFO", 1), ("blk_1", 9, "WARN", 2), ("blk_2", 3, "ERROR", 2),
+    ])
+    coded = sorted(session_features(parsed).collect())
+    monkeypatch.setattr(features, "_COMPONENT_CODE_LIMIT", 1)     # 3 distinct components > 1
+    assert sorted(session_features(parsed).collect()) == coded
+    assert {r.session_id: r.component for r in coded} == {"blk_1": "comp1", "blk_2": "comp2"}
