@@ -167,7 +167,7 @@ def nightshift_nightly():
 
     day = resolve_day()
     # one Spark application parses the day and builds its features: a second spark-submit for
-    # features cost a JVM start-up and cold code (~20 s of a 4M-line day on 2 cores); both
+    # features cost a JVM start-up and cold code (see jobs/ingest.py); both
     # outputs are validated before anything trains on them
     ingest = _spark_job("ingest_and_build_features", "ingest.py", "--with-features")
     validate_parsed = _spark_job("validate_parsed_lines", "validate.py", "--suite", "parsed_lines")

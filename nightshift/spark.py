@@ -12,7 +12,7 @@ DEFAULT_CONF = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.shuffle.partitions": "8",
     # partitioned writes (parsed | quarantined) keep one open file per partition instead of
-    # sorting every row by partition first (measured: -3.5 s on a 4M-line day)
+    # sorting every row by partition first
     "spark.sql.maxConcurrentOutputFileWriters": "4",
     "spark.ui.showConsoleProgress": "false",
 }
