@@ -9,6 +9,7 @@ Everything that differs between a laptop and the docker-compose stack is here, a
 | ``NIGHTSHIFT_CONFIG_DIR``     | ``<project>/config``                      |
 | ``NIGHTSHIFT_EXPECTATIONS_DIR`` | ``<project>/expectations``              |
 | ``MLFLOW_TRACKING_URI``       | ``sqlite:///<data root>/mlflow/mlflow.db`` |
+| ``NIGHTSHIFT_LOCK_URL``       | unset: file locks in ``<data root>/_locks``; a ``postgresql://`` URL: advisory locks |
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Settings:
     config_dir: Path
     expectations_dir: Path
     mlflow_tracking_uri: str
+    lock_url: str | None = None
 
     @property
     def mlflow_artifacts_dir(self) -> Path:
@@ -48,4 +50,5 @@ def load_settings() -> Settings:
         config_dir=_path_from_env("NIGHTSHIFT_CONFIG_DIR", PROJECT_ROOT / "config"),
         expectations_dir=_path_from_env("NIGHTSHIFT_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations"),
         mlflow_tracking_uri=tracking_uri,
+        lock_url=os.environ.get("NIGHTSHIFT_LOCK_URL") or None,
     )
