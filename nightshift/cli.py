@@ -115,7 +115,7 @@ def _registry_command(args) -> int:
     import getpass
     import json
 
-    from nightshift import promotion_log
+    from nightshift import promotion_log, registry
     from nightshift.rollback import RollbackRefused, rollback
     from nightshift.settings import load_settings
     from nightshift.training import load_training_config
@@ -123,15 +123,23 @@ def _registry_command(args) -> int:
     settings = load_settings()
     model_name = load_training_config(settings.config_dir).model_name(args.source)
     if args.command == "promotions":
-        entries = promotion_log.read(settings.data_root, model_name)
-        print("\n".join(json.dumps(e, sort_keys=True) for e in entries) if args.json else promotion_log.render(entries))
+        view = registry.history(settings, model_name)
+        if args.json:
+            print("\n".join(json.dumps(e, sort_keys=True) for e in view.entries))
+            for problem in view.problems:
+                print(f"warning: {problem}", file=sys.stderr)
+        else:
+            print(promotion_log.render(view.entries, view.problems))
         return 0
     try:
         entry = rollback(settings, model_name, to_version=args.to_version, force=args.force,
                          decided_by=f"cli:{getpass.getuser()}", reason=args.reason)
-    except RollbackRefused as exc:
+    except (RollbackRefused, registry.ChampionChanged) as exc:
         print(f"rollback refused: {exc}", file=sys.stderr)
         return 2
+    except registry.RegistryUnavailable as exc:
+        print(f"rollback failed: {exc}", file=sys.stderr)
+        return 3
     print(f"{model_name}: champion v{entry['from_version']} -> v{entry['to_version']} ({entry['reason']})")
     return 0
 

@@ -32,6 +32,8 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
     out = [f"# Nightshift decision: {record['source']} {record['day']}", "",
            f"**Decision: {record['decision']}**" + (" (dry run: no alias moved)" if record.get("dry_run") else ""), "",
            f"Reason: {record['reason']}", "",
+           *([f"Champion after: {('v' + record['champion_after']) if record['champion_after'] else 'none'}"
+              + (f" ({record['move']})" if record.get("move") else ""), ""] if "champion_after" in record else []),
            f"Mode `{record['mode']}`; challenger `{record['best_candidate']}` registered as "
            f"{record['model_name']} v{record['challenger_version']}; champion before: "
            f"{('v' + record['champion_before']) if record.get('champion_before') else 'none'}.", "",
@@ -101,7 +103,7 @@ def render_images(out_dir: Path, y, challenger_scores, champion_scores=None) -> 
 
 def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, champion_scores=None) -> dict[str, str]:
     """Write the record to the lake and log it to the challenger's run; returns both locations."""
-    from mlflow import MlflowClient
+    from nightshift import registry
 
     lake = Lake(settings.data_root)
     out_dir = lake.reports_dir(record["source"], record["day"]) / "decision_record"
@@ -110,5 +112,21 @@ def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, 
                   for s in ("parsed_lines", "session_features")}
     (out_dir / "decision.md").write_text(render_markdown(record, validation))
     render_images(out_dir, y, challenger_scores, champion_scores)
-    MlflowClient().log_artifacts(record["best_run_id"], str(out_dir), "decision_record")
+    registry.call(settings, "log the decision record", registry.client(settings).log_artifacts,
+                   record["best_run_id"], str(out_dir), "decision_record")
     return {"path": str(out_dir / "decision.md"), "mlflow_artifact": f"runs:/{record['best_run_id']}/decision_record/decision.md"}
+
+
+def update_markdown(settings, record: dict[str, Any]) -> None:
+    """Re-render ``decision.md`` with the record's final decision (after an approval, a move or a
+    refusal) in the lake and on the run; the images stay as they are."""
+    from nightshift import registry
+
+    lake = Lake(settings.data_root)
+    out_dir = lake.reports_dir(record["source"], record["day"]) / "decision_record"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    validation = {s: lake.read_report(record["source"], record["day"], f"validation_{s}")
+                  for s in ("parsed_lines", "session_features")}
+    (out_dir / "decision.md").write_text(render_markdown(record, validation))
+    registry.call(settings, "log the decision record", registry.client(settings).log_artifact,
+                   record["best_run_id"], str(out_dir / "decision.md"), "decision_record")

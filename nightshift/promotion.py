@@ -7,31 +7,35 @@ decision record (Markdown + images) on the challenger's MLflow run, in the lake'
 when the alias moves, in the promotion log. Modes (``config/promotion.yaml`` or the DAG param):
 ``auto`` moves the alias when the gate passes, ``dry_run`` moves nothing, ``manual`` waits for an
 operator's approval in the Airflow UI before moving it.
+
+Three steps: :func:`judge` (the gate; reads models and data, writes nothing), :func:`publish`
+(registers the challenger once per run, tags it, sets ``challenger``, writes the decision record)
+and :func:`apply_decision` (moves the aliases through ``nightshift.registry.move_champion``,
+compare-and-swap against the champion the decision was made on, and re-renders the record with
+the final decision).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from nightshift import gate, promotion_log
+from nightshift import gate, registry
 from nightshift.lake import Lake
+from nightshift.registry import CHALLENGER, CHAMPION, PREVIOUS  # noqa: F401  (re-exported)
 from nightshift.training import TrainingConfig, TrainingPlan, load_labelled_sessions, setup_mlflow
 
-CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
 PROMOTED, KEPT, SKIPPED, PENDING = "promoted", "kept", "skipped", "awaiting approval"
 log = logging.getLogger("nightshift.promotion")
 
 
 def champion_version(client, model_name: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None
+    """The champion's model version, None when there is none yet; raises
+    ``nightshift.registry.RegistryUnavailable`` when the registry cannot be asked."""
+    return registry.champion(client, model_name)
 
 
 def _predict(model, frame) -> tuple[np.ndarray, np.ndarray]:
@@ -75,21 +79,30 @@ def backtest_rows(settings, config: TrainingConfig, plan: TrainingPlan, candidat
     return rows
 
 
-def evaluate_candidates(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: TrainingPlan,
-                        results: list[dict[str, Any]], mode: str, decided_by: str = "nightshift") -> dict[str, Any]:
-    """Run the gate for the night's best candidate and return the decision record.
+@dataclass
+class Judgement:
+    """What the gate decided, before anything is written: the record (without the registered
+    version and the decision record's location) and the holdout scores for the record's images."""
 
-    The alias is not moved here (see :func:`apply_decision`), so a manual approval can sit between.
-    """
+    record: dict[str, Any]
+    model_uri: str
+    y: Any
+    challenger_scores: Any
+    champion_scores: Any = None
+
+
+def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: TrainingPlan,
+          results: list[dict[str, Any]], mode: str, decided_by: str = "nightshift") -> Judgement:
+    """Run the gate for the night's best candidate against the champion (floors, bootstrap,
+    backtest, slices) and decide. Loads models and data; writes nothing to MLflow or the lake."""
     import mlflow
-    from mlflow import MlflowClient
 
     if not results:
         raise ValueError("no candidate results to evaluate")
     if mode not in gate.MODES:
         raise ValueError(f"mode must be one of {gate.MODES}, got {mode!r}")
-    setup_mlflow(settings, config.experiment_name(plan.source))
-    client = MlflowClient()
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     model_name = config.model_name(plan.source)
     lake = Lake(settings.data_root)
     holdout = load_labelled_sessions(lake, plan.source, plan.holdout_days)
@@ -107,7 +120,7 @@ def evaluate_candidates(settings, config: TrainingConfig, policy: gate.GatePolic
     best_name = sorted(candidates, key=lambda n: (-candidates[n]["metrics"]["f1"], n))[0]
     best = candidates[best_name]
 
-    champion = champion_version(client, model_name)
+    champion = registry.champion(settings, model_name)
     checks = [gate.check_floors(best["metrics"], policy)]
     champion_metrics, interval, backtest, slices, champion_scores = None, None, [], [], None
     if champion is not None:
@@ -129,7 +142,6 @@ def evaluate_candidates(settings, config: TrainingConfig, policy: gate.GatePolic
         decision = PENDING
     else:
         decision = PROMOTED
-    version = mlflow.register_model(best["model_uri"], model_name)
     record = {
         "source": plan.source, "day": plan.day, "mode": mode, "decided_by": decided_by,
         "experiment": config.experiment_name(plan.source),
@@ -137,69 +149,96 @@ def evaluate_candidates(settings, config: TrainingConfig, policy: gate.GatePolic
         "candidates": {n: c["metrics"] for n, c in candidates.items()},
         "candidate_runs": {n: c["run_id"] for n, c in candidates.items()},
         "best_candidate": best_name, "best_run_id": best["run_id"], "model_name": model_name,
-        "challenger_version": str(version.version),
+        "challenger_version": None,
         "champion_before": str(champion.version) if champion else None,
         "champion_metrics": champion_metrics, "bootstrap": interval, "backtest": backtest, "slices": slices,
         "checks": checks, "gate_passed": passed,
         "decision": decision, "reason": reason, "dry_run": mode == "dry_run", "policy": policy.to_dict(),
     }
-    for key, value in {
-        "nightshift.day": plan.day, "nightshift.holdout_days": ",".join(plan.holdout_days),
-        "nightshift.candidate": best_name, "nightshift.gate_passed": str(passed).lower(),
-        "nightshift.decision": decision + (" (dry run)" if mode == "dry_run" else ""), "nightshift.reason": reason[:5000],
-        "nightshift.holdout_f1": f"{best['metrics']['f1']:.4f}",
-        "nightshift.champion_f1": f"{champion_metrics['f1']:.4f}" if champion_metrics else "none",
-    }.items():
-        client.set_model_version_tag(model_name, version.version, key, value)
-    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    return Judgement(record, best["model_uri"], y, best["scores"], champion_scores)
 
+
+def publish(settings, judgement: Judgement) -> dict[str, Any]:
+    """Write what :func:`judge` decided: register the challenger (once per run), tag the version,
+    point ``challenger`` at it, write and log the decision record. Returns the record."""
     from nightshift.decision_record import log_decision_record
 
-    record["decision_record"] = log_decision_record(settings, record, y, best["scores"], champion_scores)
+    record = dict(judgement.record)
+    setup_mlflow(settings, record["experiment"])
+    model_name = record["model_name"]
+    version = registry.register(settings, model_name, judgement.model_uri, record["best_run_id"])
+    record["challenger_version"] = str(version.version)
+    best_metrics = record["candidates"][record["best_candidate"]]
+    client = registry.client(settings)
+    for key, value in {
+        "nightshift.day": record["day"], "nightshift.holdout_days": ",".join(record["holdout_days"]),
+        "nightshift.candidate": record["best_candidate"], "nightshift.gate_passed": str(record["gate_passed"]).lower(),
+        "nightshift.decision": record["decision"] + (" (dry run)" if record["dry_run"] else ""),
+        "nightshift.reason": record["reason"][:5000],
+        "nightshift.holdout_f1": f"{best_metrics['f1']:.4f}",
+        "nightshift.champion_f1": f"{record['champion_metrics']['f1']:.4f}" if record["champion_metrics"] else "none",
+    }.items():
+        registry.call(settings, f"tag {model_name} v{version.version}", client.set_model_version_tag,
+                       model_name, version.version, key, value)
+    registry.set_alias(settings, model_name, CHALLENGER, version.version)
+    record["decision_record"] = log_decision_record(settings, record, judgement.y, judgement.challenger_scores,
+                                                    judgement.champion_scores)
     return record
 
 
+def evaluate_candidates(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: TrainingPlan,
+                        results: list[dict[str, Any]], mode: str, decided_by: str = "nightshift") -> dict[str, Any]:
+    """Judge the night's best candidate and publish the decision; returns the decision record.
+
+    The alias is not moved here (see :func:`apply_decision`), so a manual approval can sit between.
+    """
+    return publish(settings, judge(settings, config, policy, plan, results, mode, decided_by))
+
+
 def apply_decision(settings, record: dict[str, Any], approved_by: str | None = None) -> dict[str, Any]:
-    """Move the aliases when the record says so (promoted, or approved while pending), write the
-    decision report, log ``decision.json`` on the run, and append to the promotion log."""
-    from mlflow import MlflowClient
+    """Move the aliases when the record says so (promoted, or approved while pending) through
+    ``registry.move_champion`` against the champion the decision was made on, then write the
+    decision report, log ``decision.json`` and the final decision record on the run.
+
+    Raises ``registry.ChampionChanged`` when the champion moved since the decision (nothing moves;
+    re-run the evaluation), ``registry.RegistryUnavailable`` when the registry is down. Re-running
+    it after a successful move changes nothing (the challenger already is champion).
+    """
+    from nightshift.decision_record import update_markdown
 
     setup_mlflow(settings, record["experiment"])
-    client = MlflowClient()
+    client = registry.client(settings)
     model_name = record["model_name"]
     record = dict(record)
     if record["decision"] == PENDING and approved_by:
         record.update(decision=PROMOTED, decided_by=approved_by, reason=f"approved by {approved_by}; {record['reason']}")
-        client.set_model_version_tag(model_name, record["challenger_version"], "nightshift.decision", PROMOTED)
+        registry.call(settings, f"tag {model_name} v{record['challenger_version']}", client.set_model_version_tag,
+                       model_name, record["challenger_version"], "nightshift.decision", PROMOTED)
     if record["decision"] == PROMOTED and not record["dry_run"]:
-        current = champion_version(client, model_name)
-        move_champion(settings, model_name, record["challenger_version"], action="promote", decided_by=record["decided_by"],
-                      reason=record["reason"], mlflow_run_id=record["best_run_id"], day=record["day"],
-                      metrics=record["candidates"][record["best_candidate"]], current=current)
-    after = champion_version(client, model_name)
+        move = registry.move_champion(
+            settings, model_name, record["challenger_version"], expected_champion=record["champion_before"],
+            action="promote", decided_by=record["decided_by"], reason=record["reason"],
+            mlflow_run_id=record["best_run_id"], day=record["day"],
+            metrics=record["candidates"][record["best_candidate"]])
+        record["move"] = move["status"]
+    after = registry.champion(client, model_name)
     record["champion_after"] = str(after.version) if after else None
-    client.log_dict(record["best_run_id"], record, "decision.json")
+    registry.call(settings, "log decision.json", client.log_dict, record["best_run_id"], record, "decision.json")
+    if record.get("decision_record"):
+        update_markdown(settings, record)
     Lake(settings.data_root).write_report(record["source"], record["day"], "decision", record)
     log.info("decision for %s %s: %s (%s); champion now %s", record["source"], record["day"], record["decision"],
              record["reason"], record["champion_after"])
     return record
 
 
-def move_champion(settings, model_name: str, to_version: str, *, action: str, decided_by: str, reason: str,
-                  mlflow_run_id: str | None, day: str | None, metrics: dict | None, current=None) -> dict[str, Any]:
-    """Point ``champion`` at ``to_version`` (the old one becomes ``previous``) and log the move."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    current = current if current is not None else champion_version(client, model_name)
-    if current is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS, current.version)
-    client.set_registered_model_alias(model_name, CHAMPION, str(to_version))
-    return promotion_log.append(settings.data_root, {
-        "model_name": model_name, "action": action, "from_version": str(current.version) if current else None,
-        "to_version": str(to_version), "decided_by": decided_by, "mlflow_run_id": mlflow_run_id, "day": day,
-        "metrics": metrics, "reason": reason,
-    })
+def move_champion(settings, model_name: str, to_version: str, *, expected_champion: str | None, action: str,
+                  decided_by: str, reason: str, mlflow_run_id: str | None = None, day: str | None = None,
+                  metrics: dict | None = None) -> dict[str, Any]:
+    """Kept for callers of the old name: see ``nightshift.registry.move_champion``."""
+    return registry.move_champion(settings, model_name, to_version, expected_champion=expected_champion,
+                                  action=action, decided_by=decided_by, reason=reason, mlflow_run_id=mlflow_run_id,
+                                  day=day, metrics=metrics)
 
 
 def record_skip(settings, source: str, day: str, reason: str, plan: dict[str, Any] | None = None) -> dict[str, Any]:

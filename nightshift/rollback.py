@@ -2,14 +2,16 @@
 
 By default the champion goes back to the ``previous`` alias; a version can be named instead.
 Versions that never passed the promotion gate (tag ``nightshift.gate_passed`` is not ``true``) are
-refused unless forced, so a rollback cannot silently install an unvetted model.
+refused unless forced, so a rollback cannot silently install an unvetted model. The move goes
+through ``nightshift.registry.move_champion`` (locked, compare-and-swap, written ahead).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nightshift.promotion import PREVIOUS, champion_version, move_champion
+from nightshift import registry
+from nightshift.registry import PREVIOUS
 
 
 class RollbackRefused(RuntimeError):
@@ -17,29 +19,33 @@ class RollbackRefused(RuntimeError):
 
 
 def rollback(settings, model_name: str, *, to_version: str | None = None, force: bool = False,
-             decided_by: str, reason: str) -> dict[str, Any]:
-    """Move ``champion`` to ``to_version`` (default: the ``previous`` alias); returns the log entry."""
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+             decided_by: str, reason: str, expected_champion: str | None = None) -> dict[str, Any]:
+    """Move ``champion`` to ``to_version`` (default: the ``previous`` alias); returns the log entry.
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
-    current = champion_version(client, model_name)
-    try:
-        target = (client.get_model_version(model_name, str(to_version)) if to_version
-                  else client.get_model_version_by_alias(model_name, PREVIOUS))
-    except MlflowException as exc:
+    ``expected_champion``: the champion the caller judged (the champion watch passes the version
+    it saw failing); when given and the champion is another version by the time the move runs,
+    :class:`nightshift.registry.ChampionChanged` is raised and nothing moves. Without it the
+    champion read here is the one rolled back from.
+    """
+    registry.reconcile(settings, model_name)
+    c = registry.client(settings)
+    current = registry.champion(c, model_name)
+    if to_version:
+        target = registry.get_version(settings, model_name, str(to_version))
+    else:
+        target = registry.alias(c, model_name, PREVIOUS)
+    if target is None:
         what = f"version {to_version}" if to_version else f"'{PREVIOUS}' alias"
-        raise RollbackRefused(f"{model_name} has no {what} to roll back to") from exc
+        raise RollbackRefused(f"{model_name} has no {what} to roll back to")
     if current is not None and str(current.version) == str(target.version):
         raise RollbackRefused(f"{model_name} v{target.version} is already champion")
     passed = (target.tags or {}).get("nightshift.gate_passed") == "true"
     if not passed and not force:
         raise RollbackRefused(
             f"{model_name} v{target.version} never passed the promotion gate "
-            f"(nightshift.gate_passed={target.tags.get('nightshift.gate_passed')!r}); use force to override"
+            f"(nightshift.gate_passed={(target.tags or {}).get('nightshift.gate_passed')!r}); use force to override"
         )
     note = reason + ("" if passed else " [forced: target never passed the gate]")
-    return move_champion(settings, model_name, str(target.version), action="rollback", decided_by=decided_by,
-                         reason=note, mlflow_run_id=target.run_id, day=None, metrics=None, current=current)
+    expected = str(expected_champion) if expected_champion is not None else (str(current.version) if current else None)
+    return registry.move_champion(settings, model_name, str(target.version), expected_champion=expected,
+                                  action="rollback", decided_by=decided_by, reason=note, mlflow_run_id=target.run_id)

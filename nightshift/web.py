@@ -1,7 +1,9 @@
 """A small read-only web app for the Airflow UI (mounted by ``plugins/nightshift_plugin.py``):
 the promotion log of every model, as HTML and JSON.
 
-Note: FastAPI plugin apps are not behind the Airflow login; this app only reads the log.
+Note: FastAPI plugin apps are not behind the Airflow login; this app reads the log (and, when a
+move was interrupted, lets ``nightshift.registry.history`` finish it, as every reader does).
+Committed moves only; torn lines and moves that could not be reconciled are listed as problems.
 """
 
 from __future__ import annotations
@@ -24,19 +26,34 @@ def create_app(data_root: Path | None = None) -> FastAPI:
 
         return Path(data_root) if data_root else load_settings().data_root
 
+    def history(model_name: str) -> promotion_log.LogView:
+        import dataclasses
+
+        from nightshift import registry
+        from nightshift.settings import load_settings
+
+        view = promotion_log.view(root(), model_name)
+        if not view.pending:
+            return view
+        return registry.history(dataclasses.replace(load_settings(), data_root=root()), model_name)
+
     def models() -> list[str]:
         folder = root() / "promotions"
         return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
 
     @app.get("/promotions.json")
     def all_logs() -> dict[str, list[dict]]:
-        return {m: promotion_log.read(root(), m) for m in models()}
+        return {m: history(m).entries for m in models()}
+
+    @app.get("/problems.json")
+    def all_problems() -> dict[str, list[str]]:
+        return {m: history(m).problems for m in models()}
 
     @app.get("/promotions/{model_name}.json")
     def model_log(model_name: str) -> list[dict]:
         if model_name not in models():
             raise HTTPException(404, f"no promotion log for {model_name!r}; known: {models()}")
-        return promotion_log.read(root(), model_name)
+        return history(model_name).entries
 
     @app.get("/", response_class=HTMLResponse)
     @app.get("/promotions", response_class=HTMLResponse)
@@ -49,11 +66,15 @@ def create_app(data_root: Path | None = None) -> FastAPI:
         for m in models():
             parts.append(f"<h2>{html.escape(m)}</h2><table><tr><th>time</th><th>action</th><th>from</th><th>to</th>"
                          "<th>decided by</th><th>day</th><th>reason</th></tr>")
-            for e in reversed(promotion_log.read(root(), m)):
+            view = history(m)
+            for e in reversed(view.entries):
                 cells = [e["time"], e["action"], e["from_version"] or "-", e["to_version"], e["decided_by"],
-                         e.get("day") or "-", e["reason"]]
+                         e.get("day") or "-", e["reason"] + (f" [{e['note']}]" if e.get("note") else "")]
                 parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
             parts.append("</table>")
+            if view.problems:
+                parts.append("<p><b>Problems:</b></p><ul class='problems'>"
+                             + "".join(f"<li>{html.escape(p)}</li>" for p in view.problems) + "</ul>")
         return "\n".join(parts + ["</body></html>"])
 
     return app
