@@ -67,12 +67,15 @@ def watch_champion(settings, model_name: str, source: str, day: str, policy: gat
         report["reason"] = reason
         log.error("ALERT %s: %s", model_name, reason)
         if policy.watch_auto_rollback:
+            from nightshift.registry import ChampionChanged
             from nightshift.rollback import RollbackRefused, rollback
 
             try:
+                # compare-and-swap: roll back only the version the watch saw failing
                 report["rolled_back"] = rollback(settings, model_name, decided_by="nightshift:champion-watch",
-                                                 reason=f"automatic: {reason}")
-            except RollbackRefused as exc:
+                                                 reason=f"automatic: {reason}",
+                                                 expected_champion=str(last[-1]["model_version"]))
+            except (RollbackRefused, ChampionChanged) as exc:
                 report["rolled_back"] = {"refused": str(exc)}
                 log.error("automatic rollback refused: %s", exc)
     lake.write_report(source, day, "champion_watch", report)

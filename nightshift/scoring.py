@@ -107,15 +107,12 @@ def score_sessions(inputs: "DataFrame", champion: ScoringModel, challenger: Scor
 
 
 def resolve_alias(client, model_name: str, alias: str) -> int | None:
-    """The version the alias points at, or None when the model or the alias does not exist."""
-    from mlflow.exceptions import MlflowException
+    """The version the alias points at, or None when the model or the alias does not exist;
+    ``nightshift.registry.RegistryUnavailable`` when the registry cannot be asked."""
+    from nightshift import registry
 
-    try:
-        return int(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
+    version = registry.alias(client, model_name, alias)
+    return None if version is None else int(version.version)
 
 
 def scoring_targets(params: Mapping[str, Any] | None, event_extras: Iterable[Mapping[str, Any] | None]) -> list[dict[str, str]]:
@@ -166,15 +163,17 @@ def run_scoring(spark: "SparkSession", settings, lake: Lake, source: str, day: s
     ``FileNotFoundError`` when the day has no features. Returns the report.
     """
     import mlflow
-    from mlflow import MlflowClient
     from pyspark.sql import functions as F
 
     from nightshift.training import load_training_config
 
     check_day(day)
     model_name = load_training_config(settings.config_dir).model_name(source)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
+    from nightshift import registry
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)      # spark_udf loads models:/ URIs through it
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    client = registry.client(settings)
     champion_version = resolve_alias(client, model_name, CHAMPION)
     if champion_version is None:
         raise NoChampionError(model_name)
