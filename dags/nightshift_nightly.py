@@ -34,6 +34,12 @@ from nightshift.assets import VALIDATED_FEATURES
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
 DAY_XCOM = "{{ ti.xcom_pull(task_ids='resolve_day') }}"
+# Every task has an execution_timeout, so one hung task (e.g. a regex stuck on a line) fails the
+# run instead of stalling the pipeline (max_active_runs=1): Python tasks get the default, Spark jobs
+# and training longer. await_approval waits for a person under its own response_timeout.
+PYTHON_TASK_TIMEOUT = timedelta(minutes=30)
+SPARK_JOB_TIMEOUT = timedelta(hours=2)
+TRAINING_TIMEOUT = timedelta(hours=2)
 
 
 def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperator:
@@ -44,6 +50,7 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
         application_args=["--source", "{{ params.source }}", "--day", DAY_XCOM, *extra_args],
         name=f"nightshift-{task_id}",
         doc_md=f"Runs `jobs/{script}` with spark-submit.",
+        execution_timeout=SPARK_JOB_TIMEOUT,
     )
 
 
@@ -58,7 +65,7 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
     max_active_runs=1,
     doc_md=__doc__,
     tags=["nightshift"],
-    default_args={"retries": 0},
+    default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
         "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
                         description="Name of a source declared in sources/<name>.yaml"),
@@ -108,7 +115,7 @@ def nightshift_nightly():
             raise AirflowSkipException(plan.skip_reason)
         return [{"plan": plan.to_dict(), "candidate": c["name"]} for c in config.candidates]
 
-    @task(map_index_template="{{ candidate }}")
+    @task(map_index_template="{{ candidate }}", execution_timeout=TRAINING_TIMEOUT)
     def train_candidate(job: dict) -> dict:
         """Train one candidate and log it to MLflow."""
         from airflow.sdk import get_current_context

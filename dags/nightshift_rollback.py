@@ -10,6 +10,8 @@ run that made it and the reason you give. The same is available from the command
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import Param, dag, task
 
@@ -22,6 +24,8 @@ from airflow.sdk import Param, dag, task
     max_active_runs=1,
     doc_md=__doc__,
     tags=["nightshift"],
+    # a registry alias move: minutes at most; a hung task must not block the next rollback
+    default_args={"execution_timeout": timedelta(minutes=10)},
     params={
         "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source"),
         "to_version": Param(None, type=["null", "string"], pattern="^[0-9]+$", title="Version",

@@ -27,6 +27,7 @@ Scores every session of a day with the registry's **champion** model, and shadow
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -38,6 +39,10 @@ from nightshift.assets import VALIDATED_FEATURES
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
+# Every task has an execution_timeout, so a hung task fails instead of stalling the DAG
+# (max_active_runs=1): Python tasks get the default, the Spark scoring job longer.
+PYTHON_TASK_TIMEOUT = timedelta(minutes=30)
+SPARK_JOB_TIMEOUT = timedelta(hours=1)
 
 
 @dag(
@@ -48,7 +53,7 @@ SPARK_CONN_ID = "nightshift_spark"
     max_active_runs=1,
     doc_md=__doc__,
     tags=["nightshift"],
-    default_args={"retries": 0},
+    default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
         "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
                         description="Name of a source declared in sources/<name>.yaml (used with 'day')"),
@@ -93,6 +98,7 @@ def nightshift_scoring():
         name="nightshift-score_sessions",
         map_index_template="{{ task.application_args[1] }} {{ task.application_args[3] }}",
         doc_md="Runs `jobs/score.py` with spark-submit for one source and day.",
+        execution_timeout=SPARK_JOB_TIMEOUT,
     ).expand(application_args=targets)
     retrain = watch_champion(targets)
     scored >> retrain

@@ -90,3 +90,23 @@ print(json.dumps(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)))
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_every_task_has_an_execution_timeout(dagbag):
+    """A hung task (e.g. a regex stuck on one line) must fail, not stall the single active run."""
+    from datetime import timedelta
+
+    missing = [f"{dag.dag_id}.{t.task_id}" for dag in dagbag.dags.values() for t in dag.tasks
+               if not t.execution_timeout or t.execution_timeout <= timedelta(0)]
+    assert missing == []
+    nightly = dagbag.dags["nightshift_nightly"]
+    # Spark jobs and training get longer than the plain Python tasks
+    assert nightly.get_task("ingest_and_build_features").execution_timeout > nightly.get_task("resolve_day").execution_timeout
+    assert nightly.get_task("train_candidate").execution_timeout > nightly.get_task("plan_training").execution_timeout
+    scoring = dagbag.dags["nightshift_scoring"]
+    assert scoring.get_task("score_sessions").execution_timeout > scoring.get_task("watch_champion").execution_timeout
+    # the approval keeps its own (longer) wait for a person; execution_timeout only bounds the
+    # part before it starts waiting (HITLOperator would otherwise turn it into the response timeout)
+    approval = nightly.get_task("await_approval")
+    assert approval.response_timeout == timedelta(days=1)
+    assert approval.execution_timeout is not None and approval.execution_timeout < approval.response_timeout
