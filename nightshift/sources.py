@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from nightshift.logformat import LogFormat
-from nightshift.regexopt import with_first_char_guard
+from nightshift.regexopt import backtracking_risk, with_first_char_guard
 
 
 DEFAULT_MAX_LINE_LENGTH = 65536   # characters; longer lines are quarantined as line_too_long
@@ -141,8 +141,9 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
     for i, m in enumerate(raw.get("masks") or []):
         if not isinstance(m, dict) or "regex" not in m:
             raise SourceConfigError(f"{where}: masks[{i}] needs a 'regex'")
-        _check_regex(m["regex"], f"{where}: masks[{i}]")
-        masks.append(Mask(name=str(m.get("name", f"mask{i}")), regex=m["regex"], replacement=str(m.get("replacement", "<*>"))))
+        mask_name = str(m.get("name", f"mask{i}"))
+        _check_regex(m["regex"], f"{where}: masks[{i}] (mask {mask_name!r})")
+        masks.append(Mask(name=mask_name, regex=m["regex"], replacement=str(m.get("replacement", "<*>"))))
     session = need("session", dict)
     id_regex, key_field, window = session.get("id_regex"), session.get("key_field"), session.get("window_minutes")
     if (id_regex is None) == (key_field is None):
@@ -157,6 +158,9 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
         if not isinstance(window, int) or not 1 <= window <= 24 * 60:
             raise SourceConfigError(f"{where}: session.window_minutes must be an integer between 1 and 1440, got {window!r}")
     labels = raw.get("labels") or {}
+    share = ((raw.get("validation") or {}).get("labels") or {}).get("max_bad_row_share", 0.01)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise SourceConfigError(f"{where}: validation.labels.max_bad_row_share must be a number between 0 and 1, got {share!r}")
     if labels and labels.get("field") not in log_format.fields:
         raise SourceConfigError(f"{where}: labels.field {labels.get('field')!r} is not in log_format fields {list(log_format.fields)}")
     return SourceConfig(
@@ -189,7 +193,14 @@ def _positive_int(value: Any, where: str) -> int:
 
 
 def _check_regex(pattern: str, where: str) -> None:
+    """The regex compiles in Python and cannot backtrack catastrophically (``nightshift.regexopt``).
+    Java (Spark) compiles it at the start of every Spark job (``nightshift.jobrunner``)."""
+    if not isinstance(pattern, str):
+        raise SourceConfigError(f"{where}: regex must be a string, got {pattern!r}")
     try:
         re.compile(pattern)
     except re.error as exc:
         raise SourceConfigError(f"{where}: invalid regex {pattern!r}: {exc}") from exc
+    risk = backtracking_risk(pattern)
+    if risk:
+        raise SourceConfigError(f"{where}: regex {pattern!r} refused: {risk}")
