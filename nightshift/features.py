@@ -99,19 +99,26 @@ def attach_labels(features: "DataFrame", labels: "DataFrame | None") -> "DataFra
     return joined.withColumn("label", F.coalesce("file_label", "inline_label")).select(*FEATURE_COLUMNS)
 
 
-def read_labels(spark: "SparkSession", path) -> "DataFrame | None":
-    """Read a ``session_id,label`` CSV; labels other than 0/1 become null. ``None`` if absent."""
-    from pathlib import Path
+def read_labels(spark: "SparkSession", path, max_bad_row_share: float | None = None) -> "DataFrame | None":
+    """The ``session_id,label`` file as a Spark DataFrame (``None`` if absent), read on the driver
+    by ``nightshift.labels`` like every other consumer: bad rows (labels other than 0/1) are left
+    out, exact duplicates kept once; conflicting duplicates or too many bad rows raise
+    ``LabelsRejected``."""
+    frame, _stats = read_labels_with_stats(spark, path, max_bad_row_share)
+    return frame
 
-    from pyspark.sql import functions as F
 
-    if not Path(path).exists():
-        return None
-    raw = spark.read.option("header", True).schema("session_id string, label string").csv(str(path))
-    label = F.trim(F.col("label")).try_cast("int")
-    return raw.select(F.trim("session_id").alias("session_id"), F.when(label.isin(0, 1), label).alias("label")).dropDuplicates(
-        ["session_id"]
-    )
+def read_labels_with_stats(spark: "SparkSession", path, max_bad_row_share: float | None = None):
+    """``(DataFrame, stats dict)`` of a labels file, or ``(None, None)`` when it is absent."""
+    from nightshift import labels as labels_mod
+
+    bound = labels_mod.DEFAULT_MAX_BAD_ROW_SHARE if max_bad_row_share is None else max_bad_row_share
+    labels = labels_mod.read_labels_file(path, bound)
+    if labels is None:
+        return None, None
+    # labels files are small (one row per session): no second reader in Spark
+    rows = list(zip(labels.frame["session_id"].tolist(), labels.frame["label"].astype(int).tolist()))
+    return spark.createDataFrame(rows, "session_id string, label int"), labels.stats.to_dict()
 
 
 def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dict:
@@ -126,7 +133,10 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
     if not parsed_dir.exists():
         raise FileNotFoundError(f"no parsed data for {source_name} {day}: run ingest first ({parsed_dir})")
     parsed = read_parsed_lines(spark, parsed_dir)
-    labels = read_labels(spark, lake.labels_file(source_name, day))
+    from nightshift.labels import max_bad_row_share
+
+    labels, label_stats = read_labels_with_stats(spark, lake.labels_file(source_name, day),
+                                                 max_bad_row_share(source_name))
     features = attach_labels(session_features(parsed), labels)
     out = lake.features_dir(source_name, day)
     features.write.mode("overwrite").parquet(str(out))
@@ -144,6 +154,7 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
         "anomalous_sessions": int(row["anomalous"] or 0),
         "label_rate": (float(row["anomalous"] or 0) / row["labelled"]) if row["labelled"] else None,
         "labels_file": lake.labels_file(source_name, day).exists(),
+        "labels": label_stats,   # rows, bad rows, duplicates dropped (None without a labels file)
     }
     lake.write_report(source_name, day, "features", report)
     logging.getLogger("nightshift.features").info("features %s %s: %s", source_name, day, report)

@@ -20,27 +20,41 @@ log = logging.getLogger("nightshift.monitoring")
 
 
 
-def realized_metrics(lake: Lake, source: str, day: str) -> dict[str, Any] | None:
-    """The scoring model's precision/recall on ``day`` against the labels; None until both exist."""
+def realized_metrics(lake: Lake, source: str, day: str, settings=None) -> dict[str, Any] | None:
+    """The scoring model's precision/recall on ``day`` against the labels; None until both exist.
+
+    A labels file is used once it passed validation (``nightshift.labels.validated_labels``, the
+    same reader as training's); a rejected file is logged as an error and the day is left out.
+    Without a file, the labels carried by the lines (the features' ``label``) are used.
+    """
     import pandas as pd
+
+    from nightshift.labels import LabelsRejected, validated_labels
 
     pred_dir = lake.predictions_dir(source, day)
     if not pred_dir.exists():
         return None
     predictions = pd.read_parquet(pred_dir, columns=["session_id", "prediction", "model_version"])
-    if lake.labels_file(source, day).exists():
-        labels = pd.read_csv(lake.labels_file(source, day), dtype={"session_id": str})
+    try:
+        labels_file = validated_labels(settings, lake, source, day)
+    except LabelsRejected as exc:
+        log.error("champion watch leaves out %s %s: %s", source, day, exc)
+        return None
+    bad_rows = 0
+    if labels_file is not None:
+        labels, bad_rows = labels_file.frame, labels_file.stats.bad_rows
     elif lake.features_dir(source, day).exists():
         labels = pd.read_parquet(lake.features_dir(source, day), columns=["session_id", "label"])
+        labels = labels[labels["label"].notna()].drop_duplicates("session_id")
     else:
         return None
-    labels = labels[labels["label"].isin([0, 1])]
     joined = predictions.merge(labels[["session_id", "label"]], on="session_id", how="inner")
     if joined.empty:
         return None
-    m = gate.metrics(joined["label"].to_numpy(), joined["prediction"].to_numpy())
+    m = gate.metrics(joined["label"].astype(int).to_numpy(), joined["prediction"].to_numpy())
     versions = sorted(joined["model_version"].astype(str).unique())
-    return {"day": day, "model_version": versions[-1] if len(versions) == 1 else ",".join(versions), **m}
+    return {"day": day, "model_version": versions[-1] if len(versions) == 1 else ",".join(versions),
+            "label_bad_rows": bad_rows, **m}
 
 
 def breach(rows: list[dict[str, Any]], policy: gate.GatePolicy) -> bool:

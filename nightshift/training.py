@@ -95,8 +95,9 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
                 problems.append(f"{suite} not validated")
             elif not report["success"]:
                 problems.append(f"{suite} failed validation")
-        if not _has_labels(lake, source, d):
-            problems.append("no labels yet")
+        labels_problem = _labels_problem(lake, source, d)
+        if labels_problem:
+            problems.append(labels_problem)
         if problems:
             excluded[d] = "; ".join(problems)
         else:
@@ -111,29 +112,47 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
     return TrainingPlan(source, day, tuple(usable[-holdout_days:]), tuple(usable[:-holdout_days]), excluded, None)
 
 
-def _has_labels(lake: Lake, source: str, day: str) -> bool:
-    """A day is labelled once its labels file has arrived, or when its lines carry labels."""
-    if lake.labels_file(source, day).exists():
-        return True
+def _labels_problem(lake: Lake, source: str, day: str, settings=None) -> str | None:
+    """Why a day has no usable labels, or ``None`` when it has: a labels file that passed the
+    ``labels`` suite (``nightshift.labels.validated_labels``), or labels carried by the lines."""
+    from nightshift.labels import LabelsRejected, validated_labels
+
+    try:
+        labels = validated_labels(settings, lake, source, day)
+    except LabelsRejected as exc:
+        return f"labels rejected: {exc}"
+    if labels is not None:
+        return None if labels.stats.labelled else "labels file has no labelled session"
     report = lake.read_report(source, day, "features") or {}
-    return bool(report.get("labelled_sessions"))
+    return None if report.get("labelled_sessions") else "no labels yet"
 
 
-def load_labelled_sessions(lake: Lake, source: str, days: list[str] | tuple[str, ...]):
+def _has_labels(lake: Lake, source: str, day: str) -> bool:
+    """A day is labelled once a valid labels file has arrived, or when its lines carry labels."""
+    return _labels_problem(lake, source, day) is None
+
+
+def load_labelled_sessions(lake: Lake, source: str, days: list[str] | tuple[str, ...], settings=None):
     """Labelled sessions of the given days.
 
-    The labels file is authoritative (labels may arrive after the features were built); without
-    one, the label the features job derived from the lines themselves is used.
+    The labels file is authoritative (labels may arrive after the features were built) and is
+    used only once it passed validation (``nightshift.labels.validated_labels``: raises
+    ``LabelsRejected`` otherwise); without one, the label the features job derived from the lines
+    themselves is used.
     """
     import pandas as pd
+
+    from nightshift.labels import validated_labels
 
     frames = []
     for d in days:
         features = pd.read_parquet(lake.features_dir(source, d))
-        if lake.labels_file(source, d).exists():
-            labels = pd.read_csv(lake.labels_file(source, d), dtype={"session_id": str})
-            labels = labels[labels["label"].isin([0, 1])].drop_duplicates("session_id")
-            merged = features.drop(columns=["label"]).merge(labels[["session_id", "label"]], on="session_id", how="inner")
+        labels = validated_labels(settings, lake, source, d)
+        if labels is not None:
+            merged = features.drop(columns=["label"]).merge(labels.frame, on="session_id", how="inner")
+            log.info("%s %s: %d of %d sessions labelled by %s (%d bad rows, %d duplicates dropped)", source, d,
+                     len(merged), len(features), labels.stats.path, labels.stats.bad_rows,
+                     labels.stats.duplicates_dropped)
         else:
             merged = features[features["label"].notna()].copy()
         merged["day"] = d

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 SUITES = ("parsed_lines", "session_features")
+# suites run on pandas frames outside the Spark jobs (see nightshift.labels.validated_labels)
+PANDAS_SUITES = ("labels",)
 log = logging.getLogger("nightshift.validation")
 
 
@@ -27,8 +29,8 @@ class ValidationFailed(RuntimeError):
 
 def load_suite_module(expectations_dir: Path, suite: str):
     """Import ``<expectations_dir>/<suite>.py`` (suites live outside the package, as reviewed code)."""
-    if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r}; known: {SUITES}")
+    if suite not in SUITES + PANDAS_SUITES:
+        raise ValueError(f"unknown suite {suite!r}; known: {SUITES + PANDAS_SUITES}")
     path = Path(expectations_dir) / f"{suite}.py"
     spec = importlib.util.spec_from_file_location(f"nightshift_expectations_{suite}", path)
     if spec is None or spec.loader is None or not path.exists():

@@ -33,7 +33,8 @@ def test_labels_join_where_they_exist_and_bad_labels_become_null(spark, tmp_path
     labels_csv = tmp_path / "labels.csv"
     labels_csv.write_text("session_id,label\nblk_1,1\nblk_2,maybe\nblk_9,0\n")
     parsed = _parsed(spark, [("blk_1", 0, "INFO", 1), ("blk_2", 0, "INFO", 1), ("blk_3", 0, "INFO", 1)])
-    features = attach_labels(session_features(parsed), read_labels(spark, labels_csv))
+    # one bad row in three is far above the default bound (nightshift.labels): allow it here
+    features = attach_labels(session_features(parsed), read_labels(spark, labels_csv, max_bad_row_share=0.5))
     labels = {r.session_id: r.label for r in features.collect()}
     assert labels == {"blk_1": 1, "blk_2": None, "blk_3": None}
     assert read_labels(spark, tmp_path / "missing.csv") is None
