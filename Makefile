@@ -30,7 +30,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 demo: venv
-	@$(LOCALENV) && $(BIN)/python -m nightshift.demo
+	@$(LOCALENV) && $(BIN)/python -m nightshift_datagen.demo
 
 test: venv
 	$(BIN)/python -m pytest -p no:cacheprovider

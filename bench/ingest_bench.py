@@ -2,7 +2,7 @@
 
 For each size (default 1M and 4M lines) this
 
-1. generates one HDFS day of about that many lines with ``nightshift.generator`` into its own lake
+1. generates one HDFS day of about that many lines with ``nightshift_datagen.hdfs`` into its own lake
    under ``--out`` (``lake-1m``, ``lake-4m``, ...), reusing it when a marker says it was generated
    with the same scenario;
 2. runs ``jobs/ingest.py --with-features`` (what the nightly DAG's ``ingest_and_build_features``
@@ -44,7 +44,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
-from nightshift import generator  # noqa: E402
+from nightshift_datagen import hdfs as generator  # noqa: E402
 from nightshift.lake import Lake, check_day, write_json_atomic  # noqa: E402
 from nightshift.localenv import local_environment  # noqa: E402
 

@@ -26,8 +26,9 @@ RUN pip install --no-cache-dir --root-user-action=ignore -r /opt/nightshift/src/
 
 COPY pyproject.toml /opt/nightshift/src/pyproject.toml
 COPY nightshift /opt/nightshift/src/nightshift
+COPY nightshift_model /opt/nightshift/src/nightshift_model
 RUN pip install --no-cache-dir --root-user-action=ignore --no-deps /opt/nightshift/src \
-    && python -c "import nightshift, pyspark; print('nightshift', nightshift.__file__, 'pyspark', pyspark.__version__)"
+    && python -c "import nightshift, nightshift_model, pyspark; print('nightshift', nightshift.__file__, 'pyspark', pyspark.__version__)"
 
 # The pyspark wheel is a complete Spark distribution without the sbin/ scripts: SPARK_HOME is the
 # package directory and the daemons are started with bin/spark-class (on PATH via pip).

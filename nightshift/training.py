@@ -201,7 +201,7 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
     import sklearn
     from mlflow.models import infer_signature
 
-    import nightshift
+    import nightshift_model
     from nightshift.modeling import build_candidate, to_model_input
 
     if plan.skip_reason:
@@ -259,7 +259,9 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
             input_example=X_train.head(2),
             pyfunc_predict_fn="predict_proba",
             serialization_format="cloudpickle",
-            code_paths=[str(Path(nightshift.__file__).parent)],
+            # only the model's own package (vectorizer, candidates, input contract): the pickle names
+            # nightshift_model.EventCountVectorizer, and nothing else of ours is needed to load it
+            code_paths=[str(Path(nightshift_model.__file__).parent)],
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
         )
     log.info("candidate %s, holdout %s: %s", candidate_name, ",".join(plan.holdout_days), metrics)

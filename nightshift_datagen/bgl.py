@@ -43,7 +43,7 @@ its labels in the first field, so no labels file is written.
 
 CLI::
 
-    python -m nightshift.bgl_generator --root data --start-day 2005-06-03 --days 3 --seed 7 \\
+    python -m nightshift_datagen.bgl --root data --start-day 2005-06-03 --days 3 --seed 7 \\
         --lines-per-day 20000 --anomaly-rate 0.05 --drift-day 2 --corrupt-day 1
 """
 
@@ -61,7 +61,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nightshift.generator import (
+from nightshift_datagen.hdfs import (
     DaySummary,
     generate_with_progress,
     RenderedDay,
@@ -1409,7 +1409,7 @@ def describe(summary: DaySummary) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nightshift.bgl_generator", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m nightshift_datagen.bgl", description=__doc__.split("\n")[0])
     p.add_argument("--root", type=Path, default=Path("data"), help="lake root (default: data)")
     p.add_argument("--start-day", required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=1)

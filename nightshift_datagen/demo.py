@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from nightshift.generator import Scenario, generate
+from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import local_environment, migrate_airflow_db, run_dag, run_nightly_dag
 from nightshift.settings import load_settings

@@ -29,7 +29,7 @@ Output per day: ``Lake(root).raw_dir("hdfs", day) / "hdfs.log"`` and
 
 CLI::
 
-    python -m nightshift.generator --root data --start-day 2026-11-01 --days 6 --seed 7 \\
+    python -m nightshift_datagen.hdfs --root data --start-day 2026-11-01 --days 6 --seed 7 \\
         --blocks-per-day 3000 --anomaly-rate 0.03 --drift-day 3 --corrupt-day 5
 """
 
@@ -271,6 +271,8 @@ class RenderedDay:
 
 
 def derive_seed(*parts: object) -> int:
+    # The salt is the module's old name (nightshift.generator): kept so that a scenario still gives
+    # byte-identical files after the move to nightshift_datagen.
     digest = hashlib.sha256("/".join(["nightshift.generator", *map(str, parts)]).encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
@@ -901,7 +903,7 @@ def generate(root: Path, scenario: Scenario) -> list[DaySummary]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nightshift.generator", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m nightshift_datagen.hdfs", description=__doc__.split("\n")[0])
     p.add_argument("--root", type=Path, default=Path("data"), help="lake root (default: data)")
     p.add_argument("--start-day", required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=1)

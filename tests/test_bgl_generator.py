@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.bgl_generator import (
+from nightshift_datagen.bgl import (
     BglScenario,
     LOG_FILE_NAME,
     SOURCE,
@@ -19,7 +19,7 @@ from nightshift.bgl_generator import (
     main,
     render_day,
 )
-from nightshift.generator import DaySummary
+from nightshift_datagen.hdfs import DaySummary
 from nightshift.lake import Lake
 
 # the brief's line regex, with Type RAS|NULL: the real log writes NULL for DISCOVERY / HARDWARE / MONITOR

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.generator import Scenario, generate
+from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import local_environment, migrate_airflow_db, run_nightly_dag
 

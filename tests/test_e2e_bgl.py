@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nightshift.bgl_generator import BglScenario, generate
+from nightshift_datagen.bgl import BglScenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import local_environment, migrate_airflow_db, run_nightly_dag
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from nightshift import promotion_log
-from nightshift.generator import Scenario, generate
+from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import NIGHTLY_DAG_ID, local_environment, migrate_airflow_db, run_nightly_dag
 

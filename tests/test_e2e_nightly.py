@@ -17,7 +17,7 @@ import json
 
 import pytest
 
-from nightshift.generator import Scenario, generate
+from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.ingest import read_parsed_lines
 from nightshift.lake import Lake
 from nightshift.localenv import local_environment, migrate_airflow_db, run_dag, run_nightly_dag

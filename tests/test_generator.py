@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nightshift import generator
-from nightshift.generator import DaySummary, Scenario, generate, generate_day, main, render_day
+from nightshift_datagen import hdfs as generator
+from nightshift_datagen.hdfs import DaySummary, Scenario, generate, generate_day, main, render_day
 from nightshift.lake import Lake
 
 LINE_RE = re.compile(r"^(\d{6}) (\d{6}) (\d+) (INFO|WARN|ERROR) ([^:]+): (.*)$")

@@ -1,8 +1,15 @@
-"""The model input contract and the candidates (no Spark, no MLflow)."""
+"""The model input contract and the candidates; what a logged model carries (no Spark)."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,3 +62,133 @@ def test_candidates_learn_a_separable_pattern(kind):
 def test_unknown_candidate_kind_is_rejected():
     with pytest.raises(ValueError, match="unknown candidate kind"):
         build_candidate("svm")
+
+
+# --- the package shape: what a logged model carries --------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imported_top_level_names(package_dir: Path) -> set[str]:
+    names = set()
+    for path in package_dir.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_runtime_package_does_not_import_the_generators_and_the_model_package_is_self_contained():
+    assert "nightshift_datagen" not in _imported_top_level_names(ROOT / "nightshift")
+    model_imports = _imported_top_level_names(ROOT / "nightshift_model")
+    assert not model_imports & {"nightshift", "nightshift_datagen"}, model_imports
+    assert model_imports <= {"__future__", "json", "typing", "numpy", "pandas", "sklearn"}, model_imports
+
+
+def test_old_pickles_naming_nightshift_modeling_still_load():
+    """Models logged before the split pickled ``nightshift.modeling.EventCountVectorizer``."""
+    import cloudpickle
+
+    import nightshift.modeling
+    import nightshift_model
+
+    X, y = _separable_training_set()
+    model = build_candidate("logistic_regression", {"max_iter": 1000}).fit(X, y)
+    assert EventCountVectorizer is nightshift_model.EventCountVectorizer
+    assert EventCountVectorizer.__module__ == "nightshift_model"
+    EventCountVectorizer.__module__ = "nightshift.modeling"      # pickle it as the old code did
+    try:
+        old = cloudpickle.dumps(model)
+    finally:
+        EventCountVectorizer.__module__ = "nightshift_model"
+    assert b"nightshift.modeling" in old and b"nightshift_model" not in old
+    new = cloudpickle.dumps(model)
+    assert b"nightshift_model" in new and b"nightshift.modeling" not in new
+    for blob in (old, new):
+        loaded = pickle.loads(blob)
+        assert type(loaded.named_steps["vectorize"]) is nightshift.modeling.EventCountVectorizer
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def _separable_training_set(n: int = 60):
+    rows, labels = [], []
+    for i in range(n):
+        anomalous = i % 4 == 0
+        counts = {"1": 3, "2": 2} if not anomalous else {"1": 3, "7": 1 + i % 3}
+        rows.append((sum(counts.values()), float(i % 7), int(anomalous), 0, json.dumps(counts)))
+        labels.append(int(anomalous))
+    return to_model_input(_features(rows)), np.array(labels)
+
+
+# Loads a logged model in a fresh interpreter that cannot import any Nightshift code from the
+# repository or the installed (editable) packages: only the model's own code/ directory can help.
+_LOAD_IN_ISOLATION = r"""
+import importlib, importlib.abc, json, sys
+
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"nightshift", "nightshift_datagen"}:
+            raise ImportError(f"blocked: {name}")
+        return None
+
+# no editable-install finder, no repository on sys.path, the runtime package and the generators refused
+sys.meta_path = [_Blocked()] + [f for f in sys.meta_path if "__editable__" not in str(getattr(f, "__module__", ""))]
+sys.path = [p for p in sys.path if p not in ("", ".", REPO)]
+for name in ("nightshift", "nightshift_model", "nightshift_datagen"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        continue
+    sys.exit(f"{name} is importable before the model is loaded: the check would prove nothing")
+
+import mlflow.pyfunc, mlflow.sklearn, pandas as pd
+flavour, input_path, model_uri = sys.argv[1:4]
+X = pd.read_parquet(input_path)
+if flavour == "pyfunc":
+    proba = mlflow.pyfunc.load_model(model_uri).predict(X)
+else:
+    proba = mlflow.sklearn.load_model(model_uri).predict_proba(X)
+print(json.dumps({"proba": proba.tolist(), "model_module_file": sys.modules["nightshift_model"].__file__}))
+"""
+
+
+def test_logged_model_carries_only_the_model_package_and_loads_without_nightshift(tmp_path, monkeypatch):
+    """``train_candidate`` logs the model with ``code_paths`` = the ``nightshift_model`` package only
+    (no generators, no ingest or DAG code); a fresh process without Nightshift installed loads it
+    (pyfunc and sklearn flavours) from that code/ directory and predicts the same probabilities."""
+    import mlflow
+
+    from nightshift import training
+    from nightshift.settings import PROJECT_ROOT, load_settings
+
+    monkeypatch.setenv("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+    X, y = _separable_training_set()
+    sessions = pd.concat([X, pd.DataFrame({"label": y})], axis=1)
+    monkeypatch.setattr(training, "load_labelled_sessions", lambda lake, source, days: sessions.copy())
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake", mlflow_tracking_uri=tracking_uri)
+    config = training.load_training_config(PROJECT_ROOT / "config")
+    plan = training.TrainingPlan(source="hdfs", day="2026-11-03", holdout_days=("2026-11-02",), train_days=("2026-11-01",))
+    result = training.train_candidate(settings, config, plan, "baseline_logreg")
+
+    mlflow.set_tracking_uri(tracking_uri)
+    local = Path(mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "download")))
+    code = local / "code"
+    files = sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file())
+    assert files == ["nightshift_model/__init__.py"], files
+
+    expected = mlflow.sklearn.load_model(result["model_uri"]).predict_proba(X)
+    X.to_parquet(tmp_path / "X.parquet")
+    script = "REPO = " + repr(str(ROOT)) + "\n" + _LOAD_IN_ISOLATION
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": ""}
+    for flavour in ("pyfunc", "sklearn"):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, flavour, str(tmp_path / "X.parquet"), result["model_uri"]],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert Path(out["model_module_file"]).parent.parent.name == "code", out   # <model>/code/nightshift_model/
+        np.testing.assert_allclose(np.asarray(out["proba"]), expected, rtol=0, atol=1e-12)
