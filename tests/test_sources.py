@@ -37,6 +37,8 @@ def test_unknown_source_names_the_known_ones(tmp_path):
         (lambda r: r.update(session={"key_field": "Node", "window_minutes": 60}), "key_field 'Node' is not"),
         (lambda r: r.update(labels={"field": "Label"}), "labels.field 'Label' is not"),
         (lambda r: r["timestamp"].pop("format"), "timestamp needs"),
+        (lambda r: r["validation"].update(labels={"max_bad_row_share": 2}), "max_bad_row_share must be a number"),
+        (lambda r: r["masks"].append({"name": "evil", "regex": r"(a+)+$"}), "mask 'evil'.*refused"),
     ],
 )
 def test_invalid_source_configs_fail_clearly(change, message):
