@@ -121,9 +121,14 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
     best = candidates[best_name]
 
     champion = registry.champion(settings, model_name)
+    already = champion is not None and champion.run_id == best["run_id"]
     checks = [gate.check_floors(best["metrics"], policy)]
     champion_metrics, interval, backtest, slices, champion_scores = None, None, [], [], None
-    if champion is not None:
+    if already:
+        # a re-run of an evaluation whose challenger was promoted since: judging it against itself
+        # would record "kept" and untag a champion that passed the gate
+        checks = []
+    elif champion is not None:
         champion_model = mlflow.sklearn.load_model(f"models:/{model_name}/{champion.version}")
         champion_scores, champion_pred = _predict(champion_model, holdout)
         champion_metrics = gate.metrics(y, champion_pred)
@@ -135,8 +140,13 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
         checks += [gate.check_bootstrap(interval, policy), gate.check_backtest(backtest, policy),
                    gate.check_slices(slices, policy)]
     passed, reason = gate.decision_reason(checks, champion is not None)
+    if already:
+        passed, reason = True, (f"already champion: v{champion.version} is this run's model (an earlier run of "
+                                f"this evaluation promoted it); not judged again")
 
-    if not passed:
+    if already:
+        decision = PROMOTED
+    elif not passed:
         decision = KEPT
     elif mode == "manual":
         decision = PENDING

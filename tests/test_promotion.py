@@ -47,8 +47,14 @@ def _write_day(lake: Lake, day: str, frame: pd.DataFrame) -> None:
     pq.write_table(table, out / "part-0.parquet")
     lake.labels_dir("hdfs", day).mkdir(parents=True, exist_ok=True)
     frame[["session_id", "label"]].to_csv(lake.labels_file("hdfs", day), index=False)
+    import nightshift.validation as validation
+
+    fingerprint = getattr(validation, "data_fingerprint", None)      # reports name the data they validated
     for suite in ("parsed_lines", "session_features"):
-        lake.write_report("hdfs", day, f"validation_{suite}", {"success": True, "failures": [], "suite": suite})
+        report = {"success": True, "failures": [], "suite": suite}
+        if fingerprint is not None:
+            report["data_fingerprint"] = fingerprint(lake, "hdfs", day, suite)
+        lake.write_report("hdfs", day, f"validation_{suite}", report)
 
 
 @pytest.fixture

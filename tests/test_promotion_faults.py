@@ -303,8 +303,19 @@ def test_rerun_of_evaluation_and_apply_moves_and_registers_once(env):
     assert _aliases(settings, model) == {"champion": "1", "previous": None}
 
     md = Path(applied["decision_record"]["path"]).read_text()
+    assert "**Decision: promoted**" in md and "approved by airflow-user:alice" in md
+    assert "awaiting approval" not in md.split("Reason:")[0]
+
+    # evaluation cleared and re-run after the promotion: not judged against itself, nothing moves
+    third = evaluate_candidates(settings, config, policy, plan, results, "auto", decided_by="test")
+    assert third["decision"] == PROMOTED and third["reason"].startswith("already champion") and third["gate_passed"]
+    assert apply_decision(settings, third)["move"] == "already champion"
+    assert len(promotion_log.read(settings.data_root, model)) == 1
+    assert MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(model, "1").tags["nightshift.gate_passed"] == "true"
+
+    md = Path(applied["decision_record"]["path"]).read_text()
     assert "**Decision: promoted**" in md and "awaiting approval" not in md.split("Reason:")[0]
-    assert "approved by airflow-user:alice" in md
+    assert "Champion after: v1" in md
 
 
 # ---------------------------------------------------------------- torn promotion log
