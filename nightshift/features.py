@@ -129,6 +129,7 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
 
     from nightshift.ingest import read_parsed_lines
 
+    lake.recover(source_name, day)      # finish an interrupted commit of the day first
     parsed_dir = lake.parsed_dir(source_name, day)
     if not parsed_dir.exists():
         raise FileNotFoundError(f"no parsed data for {source_name} {day}: run ingest first ({parsed_dir})")
@@ -138,9 +139,11 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
     labels, label_stats = read_labels_with_stats(spark, lake.labels_file(source_name, day),
                                                  max_bad_row_share(source_name))
     features = attach_labels(session_features(parsed), labels)
-    out = lake.features_dir(source_name, day)
-    features.write.mode("overwrite").parquet(str(out))
-    written = spark.read.parquet(str(out))
+    # staged, then swapped in by rename (Lake.commit): a failed or killed write leaves the old
+    # features readable, never an empty or half-written partition
+    stage = lake.new_stage("features", source_name, day)
+    features.write.parquet(str(stage))
+    written = spark.read.parquet(str(stage))
     row = written.agg(
         F.count(F.lit(1)).alias("sessions"),
         F.count("label").alias("labelled"),
@@ -156,6 +159,7 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
         "labels_file": lake.labels_file(source_name, day).exists(),
         "labels": label_stats,   # rows, bad rows, duplicates dropped (None without a labels file)
     }
+    lake.commit("features", source_name, day, [(stage, lake.features_dir(source_name, day))])
     lake.write_report(source_name, day, "features", report)
     logging.getLogger("nightshift.features").info("features %s %s: %s", source_name, day, report)
     return report

@@ -7,11 +7,14 @@ Every input line ends up either parsed or quarantined with a reason, never dropp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nightshift.sources import SourceConfig
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyspark.sql import DataFrame, SparkSession
 
 FIELD_SEPARATOR = "\u0001"
@@ -37,24 +40,55 @@ WRITTEN_COLUMNS = [c for c in LINE_COLUMNS if c != "template_id"]
 TEMPLATE_IDS_FILE = "_template_ids.json"
 
 
-def read_raw_lines(spark: "SparkSession", paths: list[str]) -> "DataFrame":
+def read_raw_lines(spark: "SparkSession", paths: list[str], link_dir=None) -> "DataFrame":
     """Read raw text files (``.gz`` is decompressed) as one row per line.
 
-    Columns: ``value``, ``source_file``, and the line's position for :func:`number_lines`
-    (``_block_start``: the byte offset of the file split it came from; ``_row_id``: an id that
-    increases along the split).
+    Columns: ``value``, ``source_file`` (the real file name), and the line's position for
+    :func:`number_lines` (``_block_start``: the byte offset of the file split it came from;
+    ``_row_id``: an id that increases along the split).
+
+    File names are never interpreted: Spark (Hadoop) reads a path as a glob pattern (``*``, ``?``,
+    ``[...]``, ``{a,b}``) and rejects a ``:`` in a name, so a file named ``part*`` read every
+    ``part...`` file again. With ``link_dir``, each file is given a safe name there (a symlink
+    ``000000.log`` ... by index, keeping a compression suffix such as ``.gz``), Spark reads the
+    links, and ``source_file`` is mapped back to the real base name by a literal map (one lookup
+    per line, like the line-number shifts): any character in a real name is fine. Without
+    ``link_dir`` the paths are read as given and must not contain such characters (ValueError).
     """
+    import re
+    from pathlib import Path
+
     from pyspark.sql import functions as F
 
-    return spark.read.text(paths).select(
+    real = [Path(p) for p in paths]
+    if link_dir is None:
+        unsafe = [str(p) for p in real if re.search(r"[*?\[\]{}\\:]", str(p))]
+        if unsafe:
+            raise ValueError(f"file names that Spark would read as patterns: {unsafe}; pass link_dir")
+        read_paths, names = [str(p) for p in real], {p.name: p.name for p in real}
+    else:
+        link_dir = Path(link_dir)
+        link_dir.mkdir(parents=True, exist_ok=True)
+        read_paths, names = [], {}
+        for i, path in enumerate(real):
+            suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", path.suffix) else ""
+            link = link_dir / f"{i:06d}{suffix}"
+            link.symlink_to(path.resolve())
+            read_paths.append(str(link))
+            names[link.name] = path.name
+    if len(set(names.values())) != len(names):
+        raise IngestError(f"two raw files share a name: {sorted(names.values())}")
+    source_file = (F.col("_metadata.file_name") if all(k == v for k, v in names.items())
+                   else literal_lookup(names, F.col("_metadata.file_name"), "string"))
+    return spark.read.text(read_paths).select(
         "value",
-        F.col("_metadata.file_name").alias("source_file"),
+        source_file.alias("source_file"),
         F.col("_metadata.file_block_start").alias("_block_start"),
         F.monotonically_increasing_id().alias("_row_id"),
     )
 
 
-def split_offsets(lines: "DataFrame") -> tuple[int, list[tuple]]:
+def split_offsets(lines: "DataFrame", expected_files=None) -> tuple[int, list[tuple]]:
     """Count the raw lines per file split: ``(total lines, [(file, block_start, first_row, offset)])``.
 
     A cheap scan (no parsing). ``offset`` is the number of lines of the same file in earlier
@@ -62,16 +96,23 @@ def split_offsets(lines: "DataFrame") -> tuple[int, list[tuple]]:
     this relies on the two scans of the same files producing the same row ids, which holds
     because they read the same files with the same partitioning. A file Spark cannot read (e.g. a
     truncated .gz) is a clear :class:`IngestError`, never a silently half-read day.
+
+    (file, line number) is checked to be unique from the same aggregation (no extra pass): every
+    split's row ids are contiguous (max - min + 1 = its line count), so the file's line numbers
+    are exactly 1..n, and every file is one of ``expected_files`` (real names) when given. A file
+    read twice or under an unknown name is an :class:`IngestError`.
     """
+    import os
     import re
+    from pathlib import Path
 
     from pyspark.sql import functions as F
 
     try:
         splits = sorted(
-            (r["source_file"], r["_block_start"], r["n"], r["first_row"])
+            (r["source_file"], r["_block_start"], r["n"], r["first_row"], r["last_row"])
             for r in lines.groupBy("source_file", "_block_start")
-            .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_row"))
+            .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_row"), F.max("_row_id").alias("last_row"))
             .collect()
         )
     except Exception as exc:  # py4j/Spark wrap the reader's error; keep its first line
@@ -80,12 +121,24 @@ def split_offsets(lines: "DataFrame") -> tuple[int, list[tuple]]:
             raise
         match = re.search(r"reading file (\S+?)\.? ", text)
         cause = re.search(r"(java\.io\.\w+Exception: [^\n]*)", text)
+        name = match.group(1) if match else "(unknown)"
+        local = Path(re.sub(r"^file:(//)?", "", name))
+        if local.is_symlink():      # a safe-name link made by read_raw_lines: name the real file
+            name = os.readlink(local)
         raise IngestError(
-            f"cannot read raw file {match.group(1) if match else '(unknown)'}: "
+            f"cannot read raw file {name}: "
             f"{cause.group(1) if cause else 'unreadable or corrupt file'}; nothing was written for this day"
         ) from None
     offsets, seen = [], {}
-    for file, block_start, n, first_row in splits:
+    expected = None if expected_files is None else set(expected_files)
+    for file, block_start, n, first_row, last_row in splits:
+        if file is None or (expected is not None and file not in expected):
+            raise IngestError(f"read lines from an unexpected file {file!r} (expected {sorted(expected or ())})")
+        if last_row - first_row + 1 != n:
+            raise IngestError(
+                f"raw file {file!r} (split at byte {block_start}) was read more than once or out of order: "
+                f"{n} lines over row ids {first_row}..{last_row}; (file, line number) would not be unique"
+            )
         offsets.append((file, block_start, first_row, seen.get(file, 0)))
         seen[file] = seen.get(file, 0) + n
     return sum(seen.values()), offsets
@@ -305,43 +358,139 @@ class IngestError(RuntimeError):
     """Ingest cannot run for this day (no input, or the line accounting does not balance)."""
 
 
-def raw_files(raw_dir) -> list[str]:
-    """The day's raw files (hidden files and ``_``-prefixed markers skipped), sorted."""
+@dataclass(frozen=True)
+class RawEntries:
+    """What a raw partition holds: the files to read and the entries skipped, with a reason."""
+
+    files: list[str]                  # paths of regular files, sorted by name
+    skipped: list[dict[str, str]]     # [{"name": ..., "reason": ...}]
+
+
+def list_raw_entries(raw_dir) -> RawEntries:
+    """Sort the entries of a raw partition into files to read and skipped entries.
+
+    Read: regular files (not symlinks) whose name does not start with ``.`` or ``_``. Skipped, each
+    with a reason (the report's ``skipped_entries``): hidden files and ``_`` markers,
+    sub-directories, special files (FIFOs, sockets, devices), and every symlink: never read,
+    reported as dangling, as pointing outside the raw partition (refused), or as pointing inside
+    it (its target, if a top-level file, is read under its own name).
+    """
+    import os
     from pathlib import Path
 
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise IngestError(f"no raw data: {raw_dir} does not exist")
-    files = sorted(str(p) for p in raw_dir.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
-    return files
+    home = raw_dir.resolve()
+    files, skipped = [], []
+    for entry in sorted(os.scandir(raw_dir), key=lambda e: e.name):
+        reason = None
+        if entry.name.startswith((".", "_")):
+            reason = "hidden or marker file"
+        elif entry.is_symlink():
+            target = Path(entry.path).resolve()
+            if not target.exists():
+                reason = f"dangling symlink (to {os.readlink(entry.path)})"
+            elif home != target and home not in target.parents:
+                reason = "symlink to a target outside the raw partition: refused"
+            else:
+                reason = "symlink inside the raw partition: not followed"
+        elif entry.is_dir(follow_symlinks=False):
+            reason = "sub-directory: not read"
+        elif not entry.is_file(follow_symlinks=False):
+            reason = "not a regular file"
+        if reason:
+            skipped.append({"name": entry.name, "reason": reason})
+        else:
+            files.append(entry.path)
+    return RawEntries(files, skipped)
 
 
-def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> dict:
+def raw_files(raw_dir) -> list[str]:
+    """The day's raw files to read (see :func:`list_raw_entries`), sorted."""
+    return list_raw_entries(raw_dir).files
+
+
+def _lock_settings(lake):
+    """Lock settings for a lake: locks live in the lake (or Postgres, as ``load_settings``)."""
+    import os
+    from types import SimpleNamespace
+
+    return SimpleNamespace(data_root=lake.root, lock_url=os.environ.get("NIGHTSHIFT_LOCK_URL") or None)
+
+
+def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str, settings=None) -> dict:
     """Ingest one day of one source: write parsed and quarantine partitions, update the template
-    store, and return (and write) the ingest report. Re-running replaces only this day's output."""
+    store, and return (and write) the ingest report. Re-running replaces only this day's output.
+
+    Steps (all while holding the ``templates:<source>`` lock, so one writer per source updates
+    the template store): finish any interrupted commit of the day (:meth:`Lake.recover`) -> read
+    the raw files -> parse and write everything into a staging directory -> check line accounting
+    -> save the template store -> swap both partitions in together (:meth:`Lake.commit`) -> write
+    the report. A crash anywhere leaves the day entirely old or entirely new; the store is saved
+    before the day's ids become visible, and only ever adds or generalises templates.
+    Fault points: ``ingest:after_store_save``, ``ingest:before_swap``, ``ingest:between_swaps``.
+    """
     import logging
+    import shutil
 
-    from pyspark.sql import functions as F
-
+    from nightshift import faults
+    from nightshift.lake import partition_fingerprint
+    from nightshift.locks import exclusive
     from nightshift.templates import TemplateStore
 
     log = logging.getLogger("nightshift.ingest")
-    files = raw_files(lake.raw_dir(source.name, day))
+    settings = settings or _lock_settings(lake)
     parsed_dir, quarantine_dir = lake.parsed_dir(source.name, day), lake.quarantine_dir(source.name, day)
-    if files:
-        lines = read_raw_lines(spark, files)
-    else:
-        log.warning("no raw files for %s %s: writing an empty day", source.name, day)
-        lines = spark.createDataFrame([], "value string, source_file string, _block_start long, _row_id long")
-    store_path = lake.template_store_file(source.name)
-    store = TemplateStore.load(store_path, **drain_params(source))
-    input_lines, assignments = ingest_lines(
-        lines, source, store, day, parsed_dir, quarantine_dir, lake.staging_dir("ingest", source.name, day)
+    with exclusive(settings, f"templates:{source.name}"):
+        lake.recover(source.name, day)
+        # no journal of this day is left and we are the only ingest of this source: old scratch
+        # (from crashed runs) can go
+        shutil.rmtree(lake.staging_dir("ingest", source.name, day), ignore_errors=True)
+        stage = lake.new_stage("ingest", source.name, day)
+        try:
+            # read
+            raw = list_raw_entries(lake.raw_dir(source.name, day))
+            for item in raw.skipped:
+                log.warning("raw %s %s: skipped %r: %s", source.name, day, item["name"], item["reason"])
+            if raw.files:
+                lines = read_raw_lines(spark, raw.files, link_dir=stage / "raw")
+            else:
+                log.warning("no raw files for %s %s: writing an empty day", source.name, day)
+                lines = spark.createDataFrame([], "value string, source_file string, _block_start long, _row_id long")
+            # transform + write (staged)
+            store_path = lake.template_store_file(source.name)
+            store = TemplateStore.load(store_path, **drain_params(source))
+            input_lines, assignments, written = stage_lines(
+                lines, source, store, day, stage, expected_files=[f.rsplit("/", 1)[-1] for f in raw.files]
+            )
+            report = ingest_report(spark, source, day, written, input_lines, assignments, store, raw)
+            report["data_fingerprint"] = partition_fingerprint(written["parsed"], written["quarantined"])
+            # commit: the store first, then the day's partitions
+            store.check_assignments(assignments)
+            store.save(store_path)
+            report["template_store_version"] = store.version
+            faults.point("ingest:after_store_save")
+            lake.commit("ingest", source.name, day,
+                        [(written["parsed"], parsed_dir), (written["quarantined"], quarantine_dir)])
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        lake.write_report(source.name, day, "ingest", report)
+    log.info(
+        "ingest %s %s: %d input lines = %d parsed + %d quarantined %s",
+        source.name, day, input_lines, report["parsed_lines"], report["quarantined_lines"], report["quarantine_reasons"],
     )
-    store.save(store_path)
+    return report
 
-    parsed = read_parsed_lines(spark, parsed_dir)
-    quarantined = spark.read.parquet(str(quarantine_dir))
+
+def ingest_report(spark, source: SourceConfig, day: str, written: dict, input_lines: int, assignments: dict,
+                  store, raw: RawEntries) -> dict:
+    """The ingest report, from the staged partitions (two small queries); raises
+    :class:`IngestError` when the line accounting does not balance, before anything is visible."""
+    from pyspark.sql import functions as F
+
+    parsed = read_parsed_lines(spark, written["parsed"])
+    quarantined = spark.read.parquet(str(written["quarantined"]))
     # one query per partition: the reasons add up to the quarantined lines
     reasons = {r["reason"]: r["count"] for r in quarantined.groupBy("reason").count().collect()}
     stats = parsed.agg(
@@ -351,11 +500,17 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
         F.sum(F.col("encoding_repaired").cast("long")).alias("encoding_repaired"),
     ).first()
     parsed_lines, quarantined_lines = stats["lines"], sum(reasons.values())
-    report = {
+    if parsed_lines + quarantined_lines != input_lines:
+        raise IngestError(
+            f"line accounting failed for {source.name} {day}: {input_lines} input != "
+            f"{parsed_lines} parsed + {quarantined_lines} quarantined; nothing was written for this day"
+        )
+    return {
         "source": source.name,
         "source_version": source.version,
         "day": day,
-        "files": [f.rsplit("/", 1)[-1] for f in files],
+        "files": [f.rsplit("/", 1)[-1] for f in raw.files],
+        "skipped_entries": raw.skipped,
         "input_lines": input_lines,
         "parsed_lines": parsed_lines,
         "quarantined_lines": quarantined_lines,
@@ -369,40 +524,29 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str) -> d
         "new_templates": store.new_template_ids(day),
         "template_store_version": store.version,
     }
-    lake.write_report(source.name, day, "ingest", report)
-    log.info(
-        "ingest %s %s: %d input lines = %d parsed + %d quarantined %s",
-        source.name, day, input_lines, parsed_lines, quarantined_lines, reasons,
-    )
-    if parsed_lines + quarantined_lines != input_lines:
-        raise IngestError(
-            f"line accounting failed for {source.name} {day}: {input_lines} input != "
-            f"{parsed_lines} parsed + {quarantined_lines} quarantined"
-        )
-    return report
 
 
-def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, parsed_dir, quarantine_dir,
-                 scratch_dir) -> tuple[int, dict[str, int]]:
-    """Parse raw lines into ``parsed_dir`` and ``quarantine_dir`` (both replaced).
+def stage_lines(lines: "DataFrame", source: SourceConfig, store, day: str, stage_dir,
+                expected_files=None) -> tuple[int, dict[str, int], dict[str, "Path"]]:
+    """Parse raw lines into ``<stage_dir>/lines/status=parsed`` and ``.../status=quarantined``.
 
-    1. a cheap scan counts the lines of each file split (line numbers, accounting);
+    1. a cheap scan counts the lines of each file split (line numbers, accounting, uniqueness of
+       (file, line number): :func:`split_offsets`);
     2. one pass does all per-line work (split, timestamp, masks, session, line number) and writes
        every line once, partitioned by status;
     3. the day's distinct masked messages (far fewer than lines; read back from the written
-       column) go to the template store, which returns ids for known messages from its cache and
-       runs the Drain miner on the new ones only;
-    4. the day's masked message -> id map is written into the parsed partition
-       (:data:`TEMPLATE_IDS_FILE`), and both partitions are moved into place.
+       column) go to the template store (in memory: the caller saves it), which returns ids for
+       known messages from its cache and runs the Drain miner on the new ones only;
+    4. the day's masked message -> id map is written into the staged parsed partition
+       (:data:`TEMPLATE_IDS_FILE`).
 
     Template ids are looked up at read time (:func:`read_parsed_lines`) rather than written per
     line: ids for new messages are only known after the lines are parsed, so writing them per line
-    meant rewriting the whole day whenever one new message appeared. The
-    ids are stable (the store never renumbers), so the lookup gives the same answer on every read.
+    meant rewriting the whole day whenever one new message appeared. The ids are stable (the store
+    never renumbers), so the lookup gives the same answer on every read.
 
-    Returns ``(input lines, distinct masked message -> template id for this day)``.
+    Returns ``(input lines, distinct masked message -> template id, {"parsed"|"quarantined": dir})``.
     """
-    import shutil
     from pathlib import Path
 
     from pyspark.sql import functions as F
@@ -410,13 +554,12 @@ def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, pars
     from nightshift.lake import write_json_atomic
 
     spark = lines.sparkSession
-    scratch = Path(scratch_dir)
-    shutil.rmtree(scratch, ignore_errors=True)
-    input_lines, offsets = split_offsets(lines)
+    out = Path(stage_dir) / "lines"
+    input_lines, offsets = split_offsets(lines, expected_files)
     classified = number_lines(classify_lines(lines, source), offsets).select(*WRITTEN_COLUMNS)
     status = F.when(F.col("reason").isNull(), F.lit("parsed")).otherwise(F.lit("quarantined"))
-    classified.withColumn("status", status).write.mode("overwrite").partitionBy("status").parquet(str(scratch / "lines"))
-    written = {name: scratch / "lines" / f"status={name}" for name in ("parsed", "quarantined")}
+    classified.withColumn("status", status).write.mode("overwrite").partitionBy("status").parquet(str(out))
+    written = {name: out / f"status={name}" for name in ("parsed", "quarantined")}
     for path in written.values():
         if not path.exists():   # no line of this status: an empty partition with the schema
             # limit(0) is planned as an empty relation: no scan, and (unlike createDataFrame from
@@ -426,7 +569,20 @@ def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, pars
     day_messages = [r.masked for r in spark.read.parquet(str(written["parsed"])).select("masked").distinct().collect()]
     assignments = store.assign(day_messages, day)
     write_json_atomic(written["parsed"] / TEMPLATE_IDS_FILE, dict(sorted(assignments.items())))
+    return input_lines, assignments, written
 
+
+def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, parsed_dir, quarantine_dir,
+                 scratch_dir) -> tuple[int, dict[str, int]]:
+    """:func:`stage_lines` into ``scratch_dir``, then move the two partitions to ``parsed_dir`` and
+    ``quarantine_dir`` (replaced). For scratch use outside the lake (``nightshift.cli``); the
+    pipeline commits through :meth:`Lake.commit` instead (:func:`run_ingest`)."""
+    import shutil
+    from pathlib import Path
+
+    scratch = Path(scratch_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
+    input_lines, assignments, written = stage_lines(lines, source, store, day, scratch)
     for name, target in (("parsed", Path(parsed_dir)), ("quarantined", Path(quarantine_dir))):
         shutil.rmtree(target, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -181,6 +180,7 @@ def run_scoring(spark: "SparkSession", settings, lake: Lake, source: str, day: s
     if challenger_version == champion_version:
         challenger_version = None
 
+    lake.recover(source, day)      # finish an interrupted commit of the day first
     features_dir = lake.features_dir(source, day)
     if not features_dir.exists():
         raise FileNotFoundError(f"no features for {source} {day}: run the nightly DAG first ({features_dir})")
@@ -196,13 +196,12 @@ def run_scoring(spark: "SparkSession", settings, lake: Lake, source: str, day: s
              f"v{challenger_version}" if challenger is not None else "none")
     predictions = score_sessions(model_input(spark.read.parquet(str(features_dir))), champion, challenger, day)
 
-    # score into scratch space first: a failure while scoring leaves the previous predictions intact
-    staging = lake.staging_dir("scoring", source, day)
-    predictions.write.mode("overwrite").parquet(str(staging))
+    # score into scratch space first, then swap it in by rename (Lake.commit): a failure or kill
+    # while scoring or swapping leaves the previous predictions intact
+    staging = lake.new_stage("scoring", source, day)
+    predictions.write.parquet(str(staging))
     out = lake.predictions_dir(source, day)
-    shutil.rmtree(out, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(out)
+    lake.commit("scoring", source, day, [(staging, out)])
 
     row = spark.read.parquet(str(out)).agg(
         F.count(F.lit(1)).alias("sessions"),

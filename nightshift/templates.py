@@ -33,6 +33,18 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = "nightshift.templates/1"
 
 
+class TemplateStoreConflict(RuntimeError):
+    """Saving would change what an existing template id means (a lost update between writers)."""
+
+
+def generalises(new: str, old: str) -> bool:
+    """True if template ``new`` is ``old`` or ``old`` with some tokens turned into ``<*>``."""
+    from nightshift.drain import WILDCARD
+
+    new_tokens, old_tokens = new.split(), old.split()
+    return len(new_tokens) == len(old_tokens) and all(n == o or n == WILDCARD for n, o in zip(new_tokens, old_tokens))
+
+
 class TemplateStore:
     """Stable template ids for one source, backed by a Drain miner and a per-day history."""
 
@@ -105,8 +117,12 @@ class TemplateStore:
         """Write the store to ``path`` atomically.
 
         Each day that added templates since the last save becomes a new version (normally one
-        per save).
+        per save). Refuses (:class:`TemplateStoreConflict`) to overwrite a file on disk whose ids
+        this store would give another meaning (see :meth:`check_replaces`): one writer per source
+        (``locks.exclusive(settings, "templates:<source>")`` around load ... save) makes that
+        impossible, the check makes a missing lock loud instead of silently renumbering.
         """
+        self.check_replaces(path)
         version = self._version
         history = list(self._history)
         for day, ids in self._pending.items():
@@ -115,6 +131,28 @@ class TemplateStore:
         payload = self.to_dict() | {"version": version, "versions": history}
         write_json_atomic(Path(path), payload)
         self._version, self._history, self._pending = version, history, {}
+
+    def check_replaces(self, path: Path | str) -> None:
+        """Raise :class:`TemplateStoreConflict` unless every id in the store file at ``path`` keeps
+        its meaning here: the template may only generalise (tokens -> ``<*>``), never be replaced,
+        and every message keeps its id."""
+        path = Path(path)
+        if not path.exists():
+            return
+        on_disk = json.loads(path.read_text())
+        ours = self.templates()
+        for record in on_disk["miner"]["clusters"]:
+            tid, old = int(record["id"]), str(record["template"])
+            if tid not in ours or not generalises(ours[tid], old):
+                raise TemplateStoreConflict(
+                    f"{path}: template id {tid} is {old!r} on disk but would become {ours.get(tid)!r}; "
+                    "another ingest of this source saved meanwhile (is the templates lock held?)"
+                )
+        for message, tid in on_disk.get("messages", {}).items():
+            if self._messages.get(message, tid) != int(tid):
+                raise TemplateStoreConflict(
+                    f"{path}: message {message!r} has id {tid} on disk but {self._messages[message]} here"
+                )
 
     # -- template ids -------------------------------------------------------------------------
 
@@ -160,6 +198,17 @@ class TemplateStore:
             self._pending.setdefault(day, []).extend(added)
             log.info("day %s added %d templates (%d in total)", day, len(added), len(self._miner))
         return assigned
+
+    def check_assignments(self, assignments: dict[str, int]) -> None:
+        """Raise :class:`TemplateStoreConflict` unless every id exists and its template fits the
+        message it was given for (a day's ``_template_ids.json`` against this store)."""
+        from nightshift.drain import _fits
+
+        templates = self.templates()
+        for message, tid in assignments.items():
+            template = templates.get(int(tid))
+            if template is None or not _fits(template.split(), message.split()):
+                raise TemplateStoreConflict(f"message {message!r} has id {tid}, whose template is {template!r}")
 
     def new_template_ids(self, day: str) -> list[int]:
         """Ids first seen on ``day``, ascending."""

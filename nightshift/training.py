@@ -84,7 +84,10 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
     """Choose holdout and training days among the window's labelled, validated days up to ``day``:
     the latest ``holdout_days`` are held out (never trained on), the earlier ones are trained on."""
     first = (dt.date.fromisoformat(day) - dt.timedelta(days=config.window_days - 1)).isoformat()
+    from nightshift.validation import data_fingerprint
+
     usable, excluded = [], {}
+    lake.recover(source)      # finish interrupted commits before judging what the days hold
     for d in lake.days_with("features", source):
         if not first <= d <= day:
             continue
@@ -95,6 +98,8 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
                 problems.append(f"{suite} not validated")
             elif not report["success"]:
                 problems.append(f"{suite} failed validation")
+            elif report.get("data_fingerprint") != data_fingerprint(lake, source, d, suite):
+                problems.append(f"{suite} validated an older version of the data (re-validate)")
         labels_problem = _labels_problem(lake, source, d)
         if labels_problem:
             problems.append(labels_problem)

@@ -40,6 +40,20 @@ def load_suite_module(expectations_dir: Path, suite: str):
     return module
 
 
+# The partitions each suite validates, in fingerprint order (see data_fingerprint).
+SUITE_PARTITIONS = {"parsed_lines": ("parsed", "quarantine"), "session_features": ("features",)}
+
+
+def data_fingerprint(lake, source_name: str, day: str, suite: str) -> str:
+    """Fingerprint (:func:`nightshift.lake.partition_fingerprint`) of the partitions ``suite``
+    validates for the day, as they are now. A validation report records it; training uses a day
+    only while it still matches (any rewrite of the data makes the report stale)."""
+    from nightshift.lake import partition_fingerprint
+
+    dirs = {"parsed": lake.parsed_dir, "quarantine": lake.quarantine_dir, "features": lake.features_dir}
+    return partition_fingerprint(*(dirs[area](source_name, day) for area in SUITE_PARTITIONS[suite]))
+
+
 def suite_batches(spark: "SparkSession", lake, source_name: str, day: str, suite: str) -> dict[str, "DataFrame"]:
     """The DataFrames a suite validates for one day."""
     if suite == "parsed_lines":
@@ -96,6 +110,9 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     module = load_suite_module(settings.expectations_dir, suite)
     bounds = source.validation.get(suite, {})
     expectations = module.build_expectations(bounds)
+    lake.recover(source.name, day)      # finish an interrupted commit of the day first
+    # taken before the data is read: if it is replaced meanwhile, the report is stale, never wrong
+    fingerprint = data_fingerprint(lake, source.name, day, suite)
     batches = suite_batches(spark, lake, source.name, day, suite)
 
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -106,6 +123,10 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     datasource = context.data_sources.add_or_update_spark(name="spark")
     failures: list[str] = []
     checked: dict[str, dict] = {}
+    if suite == "parsed_lines":
+        ingest_fingerprint = (lake.read_report(source.name, day, "ingest") or {}).get("data_fingerprint")
+        if ingest_fingerprint is not None and ingest_fingerprint != fingerprint:
+            failures.append("ingest: the ingest report describes other data than the parsed partitions (re-run ingest)")
     for batch_name, frame in batches.items():
         name = f"{source.name}.{suite}.{batch_name}"
         try:
@@ -146,6 +167,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
         "success": not failures,
         "failures": failures,
         "batches": checked,
+        "data_fingerprint": fingerprint,
         "data_docs": docs[0]["site_url"] if docs else None,
     }
     lake.write_report(source.name, day, f"validation_{suite}", report)
