@@ -128,9 +128,11 @@ def nightshift_nightly():
         config = load_training_config(settings.config_dir)
         return train(settings, config, TrainingPlan.from_dict(job["plan"]), job["candidate"])
 
-    @task
+    @task(retries=2, retry_delay=timedelta(minutes=1))
     def evaluate_candidates(jobs: list[dict], results: list[dict], params=None, run_id=None) -> dict:
-        """Run the promotion gate for the best candidate against the champion; register it; decide."""
+        """Run the promotion gate for the best candidate against the champion; register it (once per
+        run: a retry or re-run reuses the version); decide. Fails (and is retried) when the registry
+        is unreachable, rather than judging as if there were no champion."""
         from nightshift.gate import load_policy
         from nightshift.promotion import evaluate_candidates as evaluate
         from nightshift.settings import load_settings
@@ -158,19 +160,27 @@ def nightshift_nightly():
         response_timeout=timedelta(days=1),
     )
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    # retried when the registry is unreachable; a re-run is a no-op once the alias has moved
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, retries=3, retry_delay=timedelta(minutes=1),
+          retry_exponential_backoff=2.0)
     def promote_champion(record: dict) -> dict:
-        """Move the champion alias if the decision (or an operator's approval) says so; record it."""
+        """Move the champion alias if the decision (or an operator's approval) says so; record it.
+        Refused without retries when the champion changed since the evaluation (compare-and-swap)."""
         from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowFailException
 
         from nightshift.promotion import PENDING, apply_decision
+        from nightshift.registry import ChampionChanged
         from nightshift.settings import load_settings
 
         approved_by = None
         if record["decision"] == PENDING:
             response = get_current_context()["ti"].xcom_pull(task_ids="await_approval") or {}
             approved_by = f"airflow-user:{(response.get('responded_by_user') or {}).get('name', 'unknown')}"
-        return apply_decision(load_settings(), record, approved_by=approved_by)
+        try:
+            return apply_decision(load_settings(), record, approved_by=approved_by)
+        except ChampionChanged as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     day = resolve_day()
     # one Spark application parses the day and builds its features: a second spark-submit for
