@@ -16,6 +16,7 @@ import time
 from nightshift.features import run_features
 from nightshift.ingest import run_ingest
 from nightshift.jobrunner import run_spark_job
+from nightshift.settings import load_settings
 
 log = logging.getLogger("nightshift.jobs.ingest")
 
@@ -29,7 +30,10 @@ def _ingest(spark, lake, source, day, args):
     """Parse one day of raw log lines into the parsed and quarantine partitions (and, with
     --with-features, aggregate them into session features)."""
     started = time.monotonic()
-    run_ingest(spark, lake, source, day)
+    # finish any commit a crashed run left (ingest and features also do this for their day)
+    for journal in lake.recover(source.name, day):
+        log.warning("finished an interrupted commit: %s", journal)
+    run_ingest(spark, lake, source, day, settings=load_settings())   # settings: the lock backend
     log.info("step ingest: %.1f s", time.monotonic() - started)
     if args.with_features:
         started = time.monotonic()

@@ -49,10 +49,13 @@ def read_raw_lines(spark: "SparkSession", paths: list[str], link_dir=None) -> "D
 
     File names are never interpreted: Spark (Hadoop) reads a path as a glob pattern (``*``, ``?``,
     ``[...]``, ``{a,b}``) and rejects a ``:`` in a name, so a file named ``part*`` read every
-    ``part...`` file again. With ``link_dir``, each file is given a safe name there (a symlink
-    ``000000.log`` ... by index, keeping a compression suffix such as ``.gz``), Spark reads the
-    links, and ``source_file`` is mapped back to the real base name by a literal map (one lookup
-    per line, like the line-number shifts): any character in a real name is fine. Without
+    ``part...`` file again. With ``link_dir``, Spark reads symlinks made there, one per file: a
+    file whose name is plainly safe (``[A-Za-z0-9][A-Za-z0-9._-]*``, the usual case) keeps its
+    name; any other is linked as ``=000000.log`` ... by index (keeping a compression suffix such
+    as ``.gz``; ``=`` cannot start a safe name, so the two never collide), and ``source_file`` is
+    mapped back to the real base name by a literal map (one lookup per line, like the line-number
+    shifts, and only when some name needed it): any character in a real name is fine. Links
+    rather than escaping, because Hadoop's glob escaping does not make ``:`` acceptable. Without
     ``link_dir`` the paths are read as given and must not contain such characters (ValueError).
     """
     import re
@@ -71,8 +74,11 @@ def read_raw_lines(spark: "SparkSession", paths: list[str], link_dir=None) -> "D
         link_dir.mkdir(parents=True, exist_ok=True)
         read_paths, names = [], {}
         for i, path in enumerate(real):
-            suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", path.suffix) else ""
-            link = link_dir / f"{i:06d}{suffix}"
+            if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", path.name):
+                link = link_dir / path.name
+            else:
+                suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", path.suffix) else ""
+                link = link_dir / f"={i:06d}{suffix}"
             link.symlink_to(path.resolve())
             read_paths.append(str(link))
             names[link.name] = path.name
@@ -448,6 +454,7 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str, sett
         # (from crashed runs) can go
         shutil.rmtree(lake.staging_dir("ingest", source.name, day), ignore_errors=True)
         stage = lake.new_stage("ingest", source.name, day)
+        committing = False
         try:
             # read
             raw = list_raw_entries(lake.raw_dir(source.name, day))
@@ -471,10 +478,13 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str, sett
             store.save(store_path)
             report["template_store_version"] = store.version
             faults.point("ingest:after_store_save")
+            committing = True
             lake.commit("ingest", source.name, day,
                         [(written["parsed"], parsed_dir), (written["quarantined"], quarantine_dir)])
+            committing = False
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            if not committing:   # a failed commit's journal still needs its staged dirs (recover)
+                shutil.rmtree(stage, ignore_errors=True)
         lake.write_report(source.name, day, "ingest", report)
     log.info(
         "ingest %s %s: %d input lines = %d parsed + %d quarantined %s",

@@ -159,3 +159,25 @@ def test_bgl_source_parses_sessions_by_node_window_with_inline_labels(spark, lak
     first = rows[0]
     assert first.session_id == "R02-M1-N0-C:J12-U11@2005-06-03T15:00" and str(first.ts) == "2005-06-03 15:42:50.675872"
     assert [r.line_label for r in rows] == [0 if truth[r.line_number]["Label"] == "-" else 1 for r in rows]
+
+
+def test_a_file_read_twice_fails_the_uniqueness_check(spark, lake, hdfs_source):
+    """(file, line number) must be unique: Spark reading one file twice (as a glob pattern used to)
+    is caught from the split offsets, with no extra pass over the lines."""
+    from nightshift.ingest import read_raw_lines, split_offsets
+
+    path = write_raw(lake, DAY, "a.log", b"\n".join(GOOD) + b"\n")
+    with pytest.raises(IngestError, match="read more than once|unexpected file"):
+        split_offsets(read_raw_lines(spark, [str(path), str(path)]), expected_files=["a.log"])
+    with pytest.raises(ValueError, match="pass link_dir"):
+        read_raw_lines(spark, [str(path.parent / "part*")])
+    assert split_offsets(read_raw_lines(spark, [str(path)]), expected_files=["a.log"])[0] == 4
+
+
+def test_ingest_report_lists_skipped_entries(spark, lake, hdfs_source):
+    write_raw(lake, DAY, "a.log", b"\n".join(GOOD) + b"\n")
+    write_raw(lake, DAY, "_SUCCESS", b"")
+    (lake.raw_dir("hdfs", DAY) / "old").mkdir()
+    report = run_ingest(spark, lake, hdfs_source, DAY)
+    assert report["files"] == ["a.log"] and report["input_lines"] == 4
+    assert {s["name"] for s in report["skipped_entries"]} == {"_SUCCESS", "old"}

@@ -213,3 +213,28 @@ def test_rejects_unknown_format(tmp_path: Path) -> None:
     path.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ValueError):
         TemplateStore.load(path, **PARAMS)
+
+
+def test_check_assignments_refuses_ids_the_store_does_not_have_or_that_mean_something_else(tmp_path):
+    from nightshift.templates import TemplateStore, TemplateStoreConflict
+
+    store = TemplateStore.load(tmp_path / "store.json")
+    ids = store.assign(["Disk quota exceeded for <*>", "Checksum mismatch at <*>"], "2026-11-01")
+    store.check_assignments(ids)
+    with pytest.raises(TemplateStoreConflict):
+        store.check_assignments({"Disk quota exceeded for <*>": ids["Checksum mismatch at <*>"]})
+    with pytest.raises(TemplateStoreConflict):
+        store.check_assignments({"Disk quota exceeded for <*>": 99})
+
+
+def test_a_save_that_only_generalises_templates_is_accepted(tmp_path):
+    from nightshift.templates import TemplateStore
+
+    path = tmp_path / "store.json"
+    first = TemplateStore.load(path)
+    first.assign(["PacketResponder 1 for block blk_<*> terminating"], "2026-11-01")
+    first.save(path)
+    later = TemplateStore.load(path)
+    later.assign(["PacketResponder 2 for block blk_<*> terminating"], "2026-11-02")
+    later.save(path)                     # id 1 generalised (1 -> <*>): same meaning, accepted
+    assert TemplateStore.load(path).templates()[1] == "PacketResponder <*> for block blk_<*> terminating"
