@@ -163,6 +163,17 @@ class Lake:
                     faults.point(f"{step}:between_swaps")
                 self._swap(entry)
             journal.unlink()
+        for staged, _ in swaps:           # drop the now empty staging directories above each stage
+            self._remove_empty_parents(Path(staged).parent)
+
+    def _remove_empty_parents(self, path: Path) -> None:
+        staging = self.root / "_staging"
+        while path != staging and staging in path.parents:
+            try:
+                path.rmdir()
+            except OSError:     # not empty (another run's stage, or more of ours): keep it
+                return
+            path = path.parent
 
     def recover(self, source: str | None = None, day: str | None = None) -> list[str]:
         """Finish every journal a crashed commit left for ``source``/``day`` (all when ``None``),
