@@ -394,8 +394,13 @@ def list_raw_entries(raw_dir) -> RawEntries:
         if entry.name.startswith((".", "_")):
             reason = "hidden or marker file"
         elif entry.is_symlink():
-            target = Path(entry.path).resolve()
-            if not target.exists():
+            try:
+                target = Path(entry.path).resolve()
+            except (RuntimeError, OSError):      # a symlink loop
+                target = None
+            if target is None:
+                reason = "symlink that cannot be resolved (loop)"
+            elif not target.exists():
                 reason = f"dangling symlink (to {os.readlink(entry.path)})"
             elif home != target and home not in target.parents:
                 reason = "symlink to a target outside the raw partition: refused"

@@ -252,3 +252,21 @@ def test_raw_file_names_are_never_patterns_and_odd_entries_are_reported(spark, l
     assert len(got) == len(rows)
     assert got == {(name, i): f"line {i} of file {name}" for name, n in files.items() for i in range(1, n + 1)}
     assert spark.read.parquet(str(lake.quarantine_dir("hdfs", DAY))).count() == 0
+
+
+def test_raw_listing_reports_fifos_and_symlink_loops_without_reading_them(tmp_path):
+    from nightshift.ingest import list_raw_entries
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.log").write_text("x\n")
+    os.mkfifo(raw / "pipe.log")
+    (raw / "l1").symlink_to(raw / "l2")
+    (raw / "l2").symlink_to(raw / "l1")
+    (raw / "inside.log").symlink_to(raw / "a.log")
+    (raw / ".hidden.log").write_text("x\n")
+    entries = list_raw_entries(raw)
+    assert entries.files == [str(raw / "a.log")]
+    reasons = {s["name"]: s["reason"] for s in entries.skipped}
+    assert reasons["pipe.log"] == "not a regular file" and "loop" in reasons["l1"] and "loop" in reasons["l2"]
+    assert "not followed" in reasons["inside.log"] and "hidden" in reasons[".hidden.log"]
