@@ -9,12 +9,15 @@ STAMP := $(VENV)/.installed
 # Exports the local environment (SQLite Airflow in .airflow/, lake in data/, Spark local[2]).
 LOCALENV = eval "$$($(BIN)/python -m nightshift.localenv)"
 
-.PHONY: help venv demo test test-fast ui bench clean
+.PHONY: help venv demo test test-fast ui bench clean secrets stack stack-down stack-status
 
 help:
 	@echo "make demo   - set up .venv, generate 6 days of HDFS logs, run the nightly DAG for each day, print a summary"
 	@echo "make test   - run the test suite (unit, DAG integrity, end-to-end through Airflow/Spark/MLflow)"
-	@echo "make ui     - start the Airflow UI (http://localhost:8080) and the MLflow UI (http://localhost:5000) on the local data"
+	@echo "make ui     - start the Airflow UI (http://127.0.0.1:8080, login printed) and the MLflow UI (http://localhost:5000) on the local data"
+	@echo "make secrets    - generate .env (mode 600) with every password and key of the stack (kept if it exists)"
+	@echo "make stack      - start the production topology natively on 127.0.0.1 (Airflow on Postgres, MLflow with auth, Spark, champion server); state in .stack/"
+	@echo "make stack-down - stop it"
 	@echo "make bench  - ingest throughput: Spark (ingest + features) vs a single-process Python baseline, 1M and 4M lines"
 	@echo "make clean  - remove generated data, Airflow home and caches (keeps .venv)"
 
@@ -43,6 +46,18 @@ ui: venv
 
 bench: venv
 	$(BIN)/python bench/ingest_bench.py --sizes 1000000,4000000 --out bench/out --driver-memory 1g
+
+secrets: venv
+	@$(BIN)/python -m nightshift_stack secrets
+
+stack: venv
+	@$(BIN)/python -m nightshift_stack up
+
+stack-down: venv
+	@$(BIN)/python -m nightshift_stack down
+
+stack-status: venv
+	@$(BIN)/python -m nightshift_stack status
 
 clean:
 	rm -rf data .airflow .pytest_cache

@@ -21,6 +21,7 @@ template ids, session features) → `validate_parsed_lines` (Great Expectations)
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,8 +61,10 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
     # early, so that manual runs and backfills can process historical days (runs with a logical
     # date before start_date would silently run no task); catchup=False keeps the scheduler from
     # creating runs for the past on its own
-    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
-    catchup=False,
+    # (NIGHTSHIFT_START_DATE / NIGHTSHIFT_CATCHUP, read at parse time, let a deployment or a test
+    # have the scheduler create the runs of past days)
+    start_date=pendulum.parse(os.environ.get("NIGHTSHIFT_START_DATE") or "2000-01-01", tz="UTC"),
+    catchup=os.environ.get("NIGHTSHIFT_CATCHUP", "false").lower() in ("1", "true", "yes"),
     max_active_runs=1,
     doc_md=__doc__,
     tags=["nightshift"],
