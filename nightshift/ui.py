@@ -1,14 +1,18 @@
 """``make ui``: the Airflow UI and the MLflow UI on the local data, until Ctrl-C.
 
 Airflow runs as ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server) on the
-SQLite metadata DB in ``.airflow/``; every local user is an admin (local use only). MLflow serves
-the SQLite tracking store and artifacts in the lake.
+SQLite metadata DB in ``.airflow/``, listening on 127.0.0.1 only, with a login: user ``admin``, the
+password Airflow generates once into ``.airflow/simple_auth_manager_passwords.json.generated``
+(printed below). Approvals and rollbacks are recorded as that user. MLflow serves the SQLite
+tracking store and artifacts in the lake, on 127.0.0.1 (no login: local data only; the deployed
+stack, ``make stack``, has MLflow's authentication).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from nightshift.localenv import local_environment
 from nightshift.settings import load_settings
@@ -20,7 +24,11 @@ MLFLOW_PORT = 5000
 def main() -> int:
     settings = load_settings()
     env = local_environment()
-    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+    env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
+    env["AIRFLOW__API__HOST"] = "127.0.0.1"
+    env["AIRFLOW__API__PORT"] = str(AIRFLOW_PORT)
+    env["AIRFLOW__API__BASE_URL"] = f"http://127.0.0.1:{AIRFLOW_PORT}"
+    passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
     settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
     mlflow = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
@@ -28,8 +36,9 @@ def main() -> int:
          "--host", "127.0.0.1", "--port", str(MLFLOW_PORT)],
         env=env,
     )
-    print(f"MLflow UI:  http://localhost:{MLFLOW_PORT}")
-    print(f"Airflow UI: http://localhost:{AIRFLOW_PORT}  (local mode: no login)")
+    print(f"MLflow UI:  http://127.0.0.1:{MLFLOW_PORT}")
+    print(f"Airflow UI: http://127.0.0.1:{AIRFLOW_PORT}  (user admin; password in {passwords}, "
+          "created and printed by Airflow on its first start)")
     try:
         return subprocess.call(["airflow", "standalone"], env=env)
     except KeyboardInterrupt:

@@ -1,8 +1,10 @@
 """A small read-only web app for the Airflow UI (mounted by ``plugins/nightshift_plugin.py``):
 the promotion log of every model, as HTML and JSON.
 
-Note: FastAPI plugin apps are not behind the Airflow login; this app reads the log (and, when a
-move was interrupted, lets ``nightshift.registry.history`` finish it, as every reader does).
+FastAPI plugin apps are not behind the Airflow login by default: the plugin passes Airflow's own
+auth dependency (``dependencies=``), so every page and JSON answer needs the logged-in user's
+token (the UI's cookie or ``Authorization: Bearer``), like ``/api/v2``. The app reads the log (and,
+when a move was interrupted, lets ``nightshift.registry.history`` finish it, as every reader does).
 Committed moves only; torn lines and moves that could not be reconciled are listed as problems.
 """
 
@@ -11,15 +13,19 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 
 from nightshift import promotion_log
 
 
-def create_app(data_root: Path | None = None) -> FastAPI:
-    """The app; ``data_root`` defaults to the configured lake, read at request time."""
-    app = FastAPI(title="Nightshift", description="Promotion log of the Nightshift models")
+def create_app(data_root: Path | None = None, dependencies: Sequence = ()) -> FastAPI:
+    """The app; ``data_root`` defaults to the configured lake, read at request time; ``dependencies``
+    guard every route (the plugin: Airflow's authentication)."""
+    app = FastAPI(title="Nightshift", description="Promotion log of the Nightshift models",
+                  dependencies=list(dependencies))
 
     def root() -> Path:
         from nightshift.settings import load_settings
