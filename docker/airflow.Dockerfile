@@ -1,7 +1,7 @@
 # Airflow image for Nightshift (scheduler, dag-processor, triggerer, api-server, init).
 #
 # Built by docker-compose.yaml with the repository root as the build context; the context is
-# narrowed to requirements.txt, pyproject.toml, nightshift/ and nightshift_model/ by airflow.Dockerfile.dockerignore.
+# narrowed to requirements.txt, pyproject.toml, nightshift/, nightshift_model/ and nightshift_stack/ by airflow.Dockerfile.dockerignore.
 # The Airflow tag must equal the apache-airflow pin in requirements.txt (tests/test_compose.py checks it).
 FROM apache/airflow:3.3.2-python3.11
 
@@ -34,6 +34,7 @@ RUN pip install --no-cache-dir "apache-airflow[postgres]==${AIRFLOW_VERSION}" -r
 COPY --chown=airflow:0 pyproject.toml /opt/nightshift/src/pyproject.toml
 COPY --chown=airflow:0 nightshift /opt/nightshift/src/nightshift
 COPY --chown=airflow:0 nightshift_model /opt/nightshift/src/nightshift_model
+COPY --chown=airflow:0 nightshift_stack /opt/nightshift/src/nightshift_stack
 RUN pip install --no-cache-dir --no-deps /opt/nightshift/src \
     && java -version \
-    && python -c "import nightshift, nightshift_model, pyspark; print('nightshift', nightshift.__file__, 'pyspark', pyspark.__version__)"
+    && python -c "import nightshift, nightshift_model, nightshift_stack, pyspark; print('nightshift', nightshift.__file__, 'pyspark', pyspark.__version__)"

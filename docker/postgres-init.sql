@@ -5,16 +5,13 @@
 -- Changing the passwords later needs ALTER ROLE (or a fresh volume): this file does not run again.
 --
 -- Users and passwords come from the container's environment (set in docker-compose.yaml from
--- AIRFLOW_DB_USER / AIRFLOW_DB_PASSWORD / MLFLOW_DB_USER / MLFLOW_DB_PASSWORD); the \set lines
--- are the defaults, used when a variable is not set at all (\getenv then leaves them unchanged).
--- The defaults are for local development only. \getenv needs psql 15 or newer.
+-- AIRFLOW_DB_USER / AIRFLOW_DB_PASSWORD / MLFLOW_DB_USER / MLFLOW_DB_PASSWORD, generated into .env
+-- by `make secrets`). There are no defaults: an unset variable stops the script. \getenv needs
+-- psql 15 or newer. `make stack` creates the same roles and databases with psycopg2
+-- (nightshift_stack/stack.py, ensure_databases).
 
 \set ON_ERROR_STOP on
 
-\set airflow_db_user airflow
-\set airflow_db_password airflow
-\set mlflow_db_user mlflow
-\set mlflow_db_password mlflow
 \getenv airflow_db_user AIRFLOW_DB_USER
 \getenv airflow_db_password AIRFLOW_DB_PASSWORD
 \getenv mlflow_db_user MLFLOW_DB_USER
@@ -27,3 +24,7 @@ REVOKE ALL ON DATABASE airflow FROM PUBLIC;
 CREATE ROLE :"mlflow_db_user" WITH LOGIN PASSWORD :'mlflow_db_password';
 CREATE DATABASE mlflow OWNER :"mlflow_db_user";
 REVOKE ALL ON DATABASE mlflow FROM PUBLIC;
+
+-- MLflow's basic-auth app keeps its users and permissions in a database of its own.
+CREATE DATABASE mlflow_auth OWNER :"mlflow_db_user";
+REVOKE ALL ON DATABASE mlflow_auth FROM PUBLIC;
