@@ -157,7 +157,7 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{p['airflow_port']}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{p['airflow_port']}",
-        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__WORKERS": "2",  # the UI/API and the task execution API share it
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets["AIRFLOW__API_AUTH__JWT_SECRET"],
         "AIRFLOW__API__SECRET_KEY": secrets["AIRFLOW__API__SECRET_KEY"],
         "AIRFLOW__CORE__FERNET_KEY": secrets["AIRFLOW__CORE__FERNET_KEY"],
