@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Exports the local environment (SQLite Airflow in .airflow/, lake in data/, Spark local[2]).
 LOCALENV = eval "$$($(BIN)/python -m nightshift.localenv)"
 
-.PHONY: help venv demo test test-fast ui bench clean secrets stack stack-down stack-status
+.PHONY: help venv demo test test-fast test-stack ui bench clean secrets stack stack-down stack-status
 
 help:
 	@echo "make demo   - set up .venv, generate 6 days of HDFS logs, run the nightly DAG for each day, print a summary"
@@ -40,6 +40,10 @@ test: venv
 
 test-fast: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not e2e"
+
+# tests/test_stack.py: the production topology (own state dir, ports and Postgres databases)
+test-stack: venv
+	NIGHTSHIFT_STACK_TESTS=1 $(BIN)/python -m pytest -p no:cacheprovider -m stack -x
 
 ui: venv
 	@$(LOCALENV) && $(BIN)/python -m nightshift.ui

@@ -1,0 +1,321 @@
+"""Through the deployed topology (``make stack``), by its interfaces only: Airflow's REST API with a
+token from ``POST /auth/token``, the scheduler, MLflow's REST API with credentials, the champion
+model server. One stack for the module: its own state dir, ports, fresh Postgres databases with
+unique names; every process is stopped at the end, also on failure.
+
+The tests run in order and build on each other (a -> b/c -> d); the policy is made permissive
+(negative margin, wide tolerances) so that every trained challenger passes the gate and each step
+has a promotion to observe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nightshift_datagen.hdfs import Scenario, generate
+from nightshift.settings import PROJECT_ROOT
+
+pytestmark = [
+    pytest.mark.stack, pytest.mark.e2e,
+    # Not yet seen passing end to end: on the shared 2-core machine one scheduled day took several
+    # minutes (Spark jobs on the standalone worker), so the module does not fit its time budget yet.
+    # `make test-stack` runs it (NIGHTSHIFT_STACK_TESTS=1).
+    pytest.mark.skipif(os.environ.get("NIGHTSHIFT_STACK_TESTS") != "1",
+                       reason="through the full stack: set NIGHTSHIFT_STACK_TESTS=1 (make test-stack)"),
+]
+
+MODEL = "log_anomaly_hdfs"
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+DAYS = [(TODAY - dt.timedelta(days=n)).isoformat() for n in (3, 2, 1)]
+SCENARIO = Scenario(start_day=DAYS[0], days=3, seed=3, blocks_per_day=300, anomaly_rate=0.06)
+PERMISSIVE = {"margin": -1.0, "backtest_tolerance": 1.0, "slice_tolerance": 1.0, "mode": "auto"}
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(os.environ.get("NIGHTSHIFT_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+                         connect_timeout=3).close()
+        return True
+    except Exception:
+        return False
+
+
+class Stack:
+    def __init__(self, base: Path, env: dict[str, str]):
+        self.base, self.env = base, env
+        self.state = base / "state"
+        self.lake = Path(env["NIGHTSHIFT_DATA_ROOT"])
+
+    # ---------------------------------------------------------------- plumbing
+    def cli(self, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nightshift_stack", *args], env=self.env, cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=timeout)
+
+    @property
+    def cfg(self) -> dict:
+        return json.loads((self.state / "stack.json").read_text())
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        from nightshift_stack.stack import read_env_file
+
+        return read_env_file(self.state / ".env")
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.cfg['ports'][service + '_port']}"
+
+    _token: str | None = None
+
+    def token(self) -> str:
+        import httpx
+
+        if self._token:
+            return self._token
+        s = self.secrets
+        r = httpx.post(self.url("airflow") + "/auth/token",
+                       json={"username": s["AIRFLOW_ADMIN_USER"], "password": s["AIRFLOW_ADMIN_PASSWORD"]})
+        assert r.status_code in (200, 201), r.text
+        self._token = r.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kw):
+        import httpx
+
+        r = httpx.request(method, self.url("airflow") + path, headers={"Authorization": f"Bearer {self.token()}"},
+                          timeout=90, **kw)
+        return r
+
+    def mlflow(self, path: str, **params):
+        import httpx
+
+        s = self.secrets
+        return httpx.get(self.url("mlflow") + path, params=params, timeout=30,
+                         auth=(s["MLFLOW_ADMIN_USER"], s["MLFLOW_ADMIN_PASSWORD"]))
+
+    def champion(self) -> str | None:
+        r = self.mlflow("/api/2.0/mlflow/registered-models/alias", name=MODEL, alias="champion")
+        if r.status_code != 200:
+            return None
+        return r.json()["model_version"]["version"]
+
+    def log(self) -> list[dict]:
+        r = self.api("GET", f"/nightshift/promotions/{MODEL}.json")
+        return r.json() if r.status_code == 200 else []
+
+    def runs(self, dag_id: str) -> list[dict]:
+        r = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "run_after"})
+        assert r.status_code == 200, r.text
+        return r.json()["dag_runs"]
+
+    def ti(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        r = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        return r.json() if r.status_code == 200 else {}
+
+    def tails(self) -> str:
+        from nightshift_stack.stack import log_tail
+
+        return "\n".join(log_tail(self.state, n, 15) for n in ("airflow-scheduler", "mlflow", "model-server"))
+
+    def wait(self, predicate, seconds: float, what: str):
+        deadline = time.monotonic() + seconds
+        import httpx
+
+        while time.monotonic() < deadline:
+            try:
+                value = predicate()
+            except httpx.TransportError:  # a busy API server on 2 cores: ask again
+                value = None
+            if value:
+                return value
+            time.sleep(3)
+        raise AssertionError(f"timed out after {seconds}s waiting for {what}\n{self.tails()}")
+
+    def serving(self) -> dict:
+        path = self.state / "serve" / "status.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    if not _pg_available():
+        pytest.skip("no PostgreSQL reachable as superuser at 127.0.0.1:5432 (NIGHTSHIFT_PG_ADMIN_URL)")
+    base = tmp_path_factory.mktemp("stack")
+    lake, config = base / "lake", base / "config"
+    generate(lake, SCENARIO)
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    policy = yaml.safe_load((config / "promotion.yaml").read_text())
+    policy.update(PERMISSIVE)
+    (config / "promotion.yaml").write_text(yaml.safe_dump(policy))
+    prefix = f"nstest_{uuid.uuid4().hex[:8]}_"
+    env = dict(os.environ, NIGHTSHIFT_STACK_DIR=str(base / "state"), NIGHTSHIFT_STACK_ENV_FILE=str(base / "state" / ".env"),
+               NIGHTSHIFT_STACK_PORTS="auto", NIGHTSHIFT_STACK_DB_PREFIX=prefix, NIGHTSHIFT_DATA_ROOT=str(lake),
+               NIGHTSHIFT_CONFIG_DIR=str(config), NIGHTSHIFT_START_DATE=DAYS[0], NIGHTSHIFT_CATCHUP="true",
+               NIGHTSHIFT_SERVE_POLL_S="2")
+    s = Stack(base, env)
+    # roles of their own too, so that a test never changes the passwords of a developer's stack
+    from nightshift_stack.stack import write_secrets
+
+    path = write_secrets(base / "state" / ".env")
+    text = path.read_text().replace("=nightshift_airflow", f"={prefix}airflow").replace("=nightshift_mlflow", f"={prefix}mlflow")
+    path.write_text(text)
+    started = time.monotonic()
+    try:
+        up = s.cli("up", timeout=420)
+        print(f"stack up in {time.monotonic() - started:.0f}s")
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-5000:]
+        yield s
+    finally:
+        s.cli("down", timeout=120)
+        import psycopg2
+
+        conn = psycopg2.connect(os.environ.get("NIGHTSHIFT_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for db in ("airflow", "mlflow", "mlflow_auth"):
+                cur.execute(f'DROP DATABASE IF EXISTS "{prefix}{db}" WITH (FORCE)')
+            for role in ("airflow", "mlflow"):
+                cur.execute(f'DROP ROLE IF EXISTS "{prefix}{role}"')
+        conn.close()
+
+
+# ------------------------------------------------------------------------------------------ e
+
+
+def test_unauthenticated_requests_are_refused(stack):
+    import httpx
+
+    airflow, mlflow = stack.url("airflow"), stack.url("mlflow")
+    for path in ["/api/v2/dags", "/nightshift/promotions", "/nightshift/promotions.json", "/nightshift/problems.json",
+                 f"/nightshift/promotions/{MODEL}.json"]:
+        assert httpx.get(airflow + path).status_code == 401, path
+        assert httpx.get(airflow + path, headers={"Authorization": "Bearer not-a-token"}).status_code in (401, 403), path
+    assert httpx.post(airflow + "/auth/token", json={"username": "admin", "password": "admin"}).status_code == 401
+    for path in ["/", "/api/2.0/mlflow/registered-models/search", "/api/2.0/mlflow/experiments/search?max_results=1"]:
+        assert httpx.get(mlflow + path).status_code == 401, path
+    assert httpx.get(mlflow + "/api/2.0/mlflow/registered-models/search", auth=("admin", "admin")).status_code == 401
+    # with the credentials it answers
+    assert stack.mlflow("/api/2.0/mlflow/registered-models/search").status_code == 200
+    assert stack.api("GET", "/nightshift/promotions.json").status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ a
+
+
+def test_scheduler_runs_the_past_days_and_scoring_follows(stack):
+    for dag_id in ("nightshift_nightly", "nightshift_scoring"):
+        stack.wait(lambda: stack.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200, 120, f"{dag_id} parsed")
+        r = stack.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        assert r.status_code == 200, r.text
+
+    def nightly_done():
+        # (a run that starts after midnight UTC adds today's interval: only the generated days count)
+        runs = [r for r in stack.runs("nightshift_nightly")
+                if r["run_type"] == "scheduled" and (r["data_interval_start"] or "")[:10] in DAYS]
+        return runs if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    runs = stack.wait(nightly_done, 900, "the three scheduled nightly runs")
+    by_day = {r["data_interval_start"][:10]: r for r in runs}
+    assert sorted(by_day) == DAYS
+    assert {d: r["state"] for d, r in by_day.items()} == {d: "success" for d in DAYS}
+    # day 1: not enough labelled history; day 2: first champion (v1); day 3: the challenger wins (v2)
+    assert stack.ti("nightshift_nightly", by_day[DAYS[0]]["dag_run_id"], "plan_training")["state"] == "skipped"
+    assert stack.champion() == "2"
+    log = stack.log()
+    assert [(e["action"], e["to_version"], e["day"]) for e in log] == [("promote", "1", DAYS[1]), ("promote", "2", DAYS[2])]
+    assert all(e["decided_by"].startswith("airflow:scheduled__") for e in log)
+
+    # each validated day's Asset event ran the scoring DAG; day 3 was scored by v1 (v2 came later that run)
+    def scored():
+        runs = stack.runs("nightshift_scoring")
+        return runs if runs and all(r["state"] in ("success", "failed") for r in runs) and \
+            (stack.lake / "predictions" / "source=hdfs" / f"dt={DAYS[2]}").exists() else None
+
+    stack.wait(scored, 300, "scoring of the validated days")
+    import pandas as pd
+
+    preds = pd.read_parquet(stack.lake / "predictions" / "source=hdfs" / f"dt={DAYS[2]}")
+    assert len(preds) > 0 and set(preds["model_version"]) == {1}
+    stack.wait(lambda: stack.serving().get("state") == "serving" and stack.serving().get("version") == "2", 180,
+               "the model server on v2")
+
+
+# ------------------------------------------------------------------------------------------ b + c
+
+
+def test_manual_trigger_approval_as_the_user_and_promotion_with_mlflow_down(stack):
+    r = stack.api("POST", "/api/v2/dags/nightshift_nightly/dagRuns",
+                  json={"logical_date": None, "conf": {"day": DAYS[2], "source": "hdfs", "mode": "manual"}})
+    assert r.status_code == 200, r.text
+    run_id = r.json()["dag_run_id"]
+    stack.wait(lambda: stack.ti("nightshift_nightly", run_id, "await_approval").get("state") == "deferred", 600,
+               "the approval request")
+    assert stack.champion() == "2" and len(stack.log()) == 2  # nothing moves while it waits
+
+    stopped = stack.cli("stop", "mlflow")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        r = stack.api("PATCH", f"/api/v2/dags/nightshift_nightly/dagRuns/{run_id}/taskInstances/await_approval/-1/hitlDetails",
+                      json={"chosen_options": ["Approve"], "params_input": {}})
+        assert r.status_code == 200, r.text
+        stack.wait(lambda: stack.ti("nightshift_nightly", run_id, "promote_champion").get("state") == "up_for_retry",
+                   300, "promote_champion to fail while MLflow is down")
+        log1 = stack.api("GET", f"/api/v2/dags/nightshift_nightly/dagRuns/{run_id}/taskInstances/promote_champion/logs/1",
+                         headers={"Accept": "text/plain"}).text
+        assert "RegistryUnavailable" in log1 and "unavailable while trying to" in log1, log1[-3000:]
+        assert len(stack.log()) == 2
+    finally:
+        started = stack.cli("start", "mlflow")
+        assert started.returncode == 0, started.stdout + started.stderr
+    assert stack.champion() == "2"  # unchanged until the retry
+    stack.wait(lambda: stack.runs("nightshift_nightly") and
+               next(x for x in stack.runs("nightshift_nightly") if x["dag_run_id"] == run_id)["state"] in ("success", "failed"),
+               400, "the retry of promote_champion")
+    run = next(x for x in stack.runs("nightshift_nightly") if x["dag_run_id"] == run_id)
+    assert run["state"] == "success"
+    assert stack.champion() == "3"
+    log = stack.log()
+    assert len(log) == 3 and [e["to_version"] for e in log].count("3") == 1
+    user = stack.secrets["AIRFLOW_ADMIN_USER"]
+    assert (log[-1]["action"], log[-1]["decided_by"]) == ("promote", f"airflow-user:{user}")
+
+
+# ------------------------------------------------------------------------------------------ d
+
+
+def test_online_model_serves_the_new_champion_like_batch_scoring(stack):
+    import httpx
+    import pandas as pd
+
+    from nightshift_model import to_model_input
+
+    stack.wait(lambda: stack.serving().get("state") == "serving" and stack.serving().get("version") == "3", 240,
+               "the model server on v3 after the promotion")
+    r = stack.api("POST", "/api/v2/dags/nightshift_scoring/dagRuns",
+                  json={"logical_date": None, "conf": {"day": DAYS[2], "source": "hdfs"}})
+    assert r.status_code == 200, r.text
+    run_id = r.json()["dag_run_id"]
+    stack.wait(lambda: next((x for x in stack.runs("nightshift_scoring") if x["dag_run_id"] == run_id), {}).get("state")
+               in ("success", "failed"), 400, "the scoring run")
+    preds = pd.read_parquet(stack.lake / "predictions" / "source=hdfs" / f"dt={DAYS[2]}")
+    assert set(preds["model_version"]) == {3}
+    features = pd.read_parquet(stack.lake / "features" / "source=hdfs" / f"dt={DAYS[2]}")
+    rows = to_model_input(features.head(5))
+    payload = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    answer = httpx.post(stack.url("model") + "/invocations", json=payload, timeout=60)
+    assert answer.status_code == 200, answer.text
+    online = [p[1] for p in answer.json()["predictions"]]
+    batch = preds.set_index("session_id").loc[features.head(5)["session_id"], "score"].tolist()
+    assert online == pytest.approx(batch, abs=1e-9)
