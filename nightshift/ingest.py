@@ -607,6 +607,9 @@ def ingest_lines(lines: "DataFrame", source: SourceConfig, store, day: str, pars
 
 
 def drain_params(source: SourceConfig) -> dict:
+    """``TemplateStore.load`` keyword arguments for the source's miner (``miner:`` in the YAML)."""
+    if source.miner != "drain":
+        return {"miner": source.miner, **source.miner_params}
     return {
         "depth": int(source.drain.get("depth", 4)),
         "similarity_threshold": float(source.drain.get("similarity_threshold", 0.5)),

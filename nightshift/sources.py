@@ -53,6 +53,9 @@ class SourceConfig:
     validation: dict[str, dict[str, float]]
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+    miner: str = "drain"                      # template miner: drain | brain (nightshift.templates.MINERS)
+    labelled: bool = True                     # False for `labels: none`: label-free detectors only
+    miner_params: dict[str, Any] = field(default_factory=dict)   # the ``brain:`` block for miner: brain
 
     def mask_passes(self) -> list[tuple[str, str]]:
         """The masks as ``(regex, replacement)`` passes, in order.
@@ -157,13 +160,30 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
             raise SourceConfigError(f"{where}: session.key_field {key_field!r} is not in log_format fields {list(log_format.fields)}")
         if not isinstance(window, int) or not 1 <= window <= 24 * 60:
             raise SourceConfigError(f"{where}: session.window_minutes must be an integer between 1 and 1440, got {window!r}")
-    labels = raw.get("labels") or {}
+    # `labels: none`: the source never gets labels; it is served by label-free detectors only
+    labelled = raw.get("labels") != "none"
+    labels = (raw.get("labels") or {}) if labelled else {}
+    if not isinstance(labels, dict):
+        raise SourceConfigError(f"{where}: labels must be a mapping or 'none', got {raw.get('labels')!r}")
     share = ((raw.get("validation") or {}).get("labels") or {}).get("max_bad_row_share", 0.01)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise SourceConfigError(f"{where}: validation.labels.max_bad_row_share must be a number between 0 and 1, got {share!r}")
     if labels and labels.get("field") not in log_format.fields:
         raise SourceConfigError(f"{where}: labels.field {labels.get('field')!r} is not in log_format fields {list(log_format.fields)}")
+    miner = raw.get("miner", "drain")
+    if miner not in ("drain", "brain"):
+        raise SourceConfigError(f"{where}: miner must be 'drain' or 'brain', got {miner!r}")
+    miner_params = dict(raw.get("brain") or {}) if miner == "brain" else {}
+    if miner == "brain":
+        try:
+            from nightshift.miner import BrainMiner
+
+            BrainMiner(**miner_params)
+        except (TypeError, ValueError) as exc:
+            raise SourceConfigError(f"{where}: brain: {exc}") from exc
     return SourceConfig(
+        miner=miner,
+        miner_params=miner_params,
         name=name,
         version=int(raw.get("version", 1)),
         log_format=log_format,
@@ -178,6 +198,7 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
         session_window_minutes=window if key_field else None,
         label_field=labels.get("field"),
         label_normal_values=tuple(str(v) for v in labels.get("normal_values", ["-"])),
+        labelled=labelled,
         drain=dict(raw.get("drain") or {}),
         max_line_length=_positive_int(raw.get("max_line_length", DEFAULT_MAX_LINE_LENGTH), f"{where}: max_line_length"),
         validation={k: dict(v) for k, v in (raw.get("validation") or {}).items()},

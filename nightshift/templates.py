@@ -38,11 +38,35 @@ class TemplateStoreConflict(RuntimeError):
 
 
 def generalises(new: str, old: str) -> bool:
-    """True if template ``new`` is ``old`` or ``old`` with some tokens turned into ``<*>``."""
-    from nightshift.drain import WILDCARD
+    """True if template ``new`` is ``old`` or ``old`` with some text turned into ``<*>``: same token
+    count, and every token of ``old`` is an instance of ``new``'s token (``<*>`` matches any text
+    inside a token; a whole-token ``<*>`` is Drain's wildcard)."""
+    from nightshift.miner import template_fits
 
-    new_tokens, old_tokens = new.split(), old.split()
-    return len(new_tokens) == len(old_tokens) and all(n == o or n == WILDCARD for n, o in zip(new_tokens, old_tokens))
+    return template_fits(new, old)
+
+
+MINERS = ("drain", "brain")
+
+
+def make_miner(miner: str = "drain", **params: Any):
+    """A fresh miner of the given kind: ``drain`` (nightshift.drain, parameters depth,
+    similarity_threshold, max_children) or ``brain`` (nightshift.miner, parameter threshold)."""
+    if miner == "drain":
+        return TemplateMiner(**params)
+    if miner == "brain":
+        from nightshift.miner import BrainMiner
+
+        return BrainMiner(**params)
+    raise ValueError(f"unknown miner {miner!r} (known: {', '.join(MINERS)})")
+
+
+def miner_from_dict(state: dict[str, Any]):
+    from nightshift.miner import STATE_FORMAT as BRAIN_FORMAT, BrainMiner
+
+    if state.get("format") == BRAIN_FORMAT:
+        return BrainMiner.from_dict(state)
+    return TemplateMiner.from_dict(state)
 
 
 class TemplateStore:
@@ -66,28 +90,26 @@ class TemplateStore:
     # -- loading and saving -------------------------------------------------------------------
 
     @classmethod
-    def load(
-        cls,
-        path: Path | str,
-        depth: int = 4,
-        similarity_threshold: float = 0.5,
-        max_children: int = 100,
-    ) -> TemplateStore:
+    def load(cls, path: Path | str, miner: str = "drain", **params: Any) -> TemplateStore:
         """Load the store at ``path``, or create an empty one if the file does not exist.
 
-        For an existing store the stored miner parameters win; a warning is logged when they
+        ``miner`` picks the miner of a new store (:func:`make_miner`; ``drain`` takes depth,
+        similarity_threshold, max_children, default 4, 0.5, 100). For an existing store the stored
+        miner and its parameters win (ids must keep their meaning); a warning is logged when they
         differ from the ones given.
         """
         path = Path(path)
-        wanted = TemplateMiner(depth, similarity_threshold, max_children)
+        if miner == "drain":
+            params = {"depth": 4, "similarity_threshold": 0.5, "max_children": 100} | params
+        wanted = make_miner(miner, **params)
         if not path.exists():
             return cls(wanted)
         with path.open() as fh:
             payload = json.load(fh)
         if payload.get("format") != STORE_FORMAT:
             raise ValueError(f"{path}: unsupported template store format {payload.get('format')!r}")
-        miner = TemplateMiner.from_dict(payload["miner"])
-        if miner.parameters() != wanted.parameters():
+        miner = miner_from_dict(payload["miner"])
+        if type(miner) is not type(wanted) or miner.parameters() != wanted.parameters():
             log.warning(
                 "template store %s was built with %s; ignoring the requested %s",
                 path,
@@ -162,7 +184,7 @@ class TemplateStore:
         return self._version
 
     @property
-    def miner(self) -> TemplateMiner:
+    def miner(self):
         return self._miner
 
     @property
@@ -179,9 +201,13 @@ class TemplateStore:
         check_day(day)
         distinct = sorted(set(messages))
         known = len(self._miner)
-        for message in distinct:
-            if message not in self._messages and self._miner.match(message) is None:
-                self._miner.add(message)
+        unknown = [m for m in distinct if m not in self._messages and self._miner.match(m) is None]
+        if hasattr(self._miner, "learn"):       # a batch miner learns the day's new messages at once
+            self._miner.learn(unknown)
+        else:
+            for message in unknown:
+                if self._miner.match(message) is None:
+                    self._miner.add(message)
         assigned: dict[str, int] = {}
         for message in distinct:
             if message in self._messages:      # a message keeps the id it was first given
@@ -202,12 +228,12 @@ class TemplateStore:
     def check_assignments(self, assignments: dict[str, int]) -> None:
         """Raise :class:`TemplateStoreConflict` unless every id exists and its template fits the
         message it was given for (a day's ``_template_ids.json`` against this store)."""
-        from nightshift.drain import _fits
+        from nightshift.miner import template_fits
 
         templates = self.templates()
         for message, tid in assignments.items():
             template = templates.get(int(tid))
-            if template is None or not _fits(template.split(), message.split()):
+            if template is None or not template_fits(template, message):
                 raise TemplateStoreConflict(f"message {message!r} has id {tid}, whose template is {template!r}")
 
     def new_template_ids(self, day: str) -> list[int]:
