@@ -28,6 +28,17 @@ def _load_source(spec: str):
     return load_source(spec, load_settings().sources_dir)
 
 
+def quarantine_verdict(source, lines: int, quarantined: int) -> str:
+    """The quarantine rate next to the source's bound (validation.parsed_lines.max_quarantine_rate),
+    saying when the nightly validation would reject the day."""
+    rate = quarantined / lines if lines else 0.0
+    bound = (source.validation.get("parsed_lines") or {}).get("max_quarantine_rate")
+    if bound is None:
+        return f"quarantine rate {rate:.2%} (the source sets no bound)"
+    verdict = "EXCEEDS the bound: the nightly validation would fail this day" if rate > bound else "within the bound"
+    return f"quarantine rate {rate:.2%}, bound {float(bound):.2%} (validation.parsed_lines.max_quarantine_rate): {verdict}"
+
+
 def try_source(spark, source, log_file: Path, output: Path | None, show: int, out=sys.stdout) -> dict:
     """Parse ``log_file`` with ``source``; write per-line results to ``output`` (CSV) if given.
 
@@ -70,6 +81,7 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
             shutil.move(str(next(csv_dir.glob("part-*.csv"))), output)
         print(f"{log_file}: {sum(counts.values())} lines, {counts.get('parsed', 0)} parsed, "
               f"{counts.get('quarantined', 0)} quarantined {reasons or ''}; {len(templates)} templates", file=out)
+        print(quarantine_verdict(source, sum(counts.values()), counts.get("quarantined", 0)), file=out)
         for row in result.limit(show).collect():
             what = f"T{row.template_id:<5} {row.template}" if row.status == "parsed" else f"QUARANTINED ({row.reason})"
             print(f"{row.line_number:>8}  {what}", file=out)

@@ -60,3 +60,12 @@ def test_the_documented_example_source_is_valid(tmp_path):
     fields = source.log_format.python_regex.match(line).groupdict()
     assert fields["Component"] == "sshd(pam_unix)" and fields["PID"] == "19939"
     assert fields["Content"].startswith("authentication failure")
+
+
+def test_try_source_prints_the_quarantine_bound_and_says_when_it_is_exceeded():
+    from nightshift.cli import quarantine_verdict
+    from nightshift.settings import PROJECT_ROOT
+
+    hdfs = load_source("hdfs", PROJECT_ROOT / "sources")     # max_quarantine_rate 0.05
+    assert "bound 5.00%" in quarantine_verdict(hdfs, 100, 3) and "within the bound" in quarantine_verdict(hdfs, 100, 3)
+    assert "EXCEEDS the bound" in quarantine_verdict(hdfs, 2000, 667)
