@@ -111,12 +111,18 @@ def nightshift_nightly():
 
         settings = load_settings()
         config = load_training_config(settings.config_dir)
+        from nightshift.modeling import DETECTOR_KINDS
+        from nightshift.sources import load_source
+
         holdout_days = load_policy(settings.config_dir).holdout_days
-        plan = make_plan(Lake(settings.data_root), params["source"], day, config, holdout_days)
+        # a source declared `labels: none` trains the label-free detectors only
+        labelled = load_source(params["source"], settings.sources_dir).labelled
+        plan = make_plan(Lake(settings.data_root), params["source"], day, config, holdout_days, labelled=labelled)
         if plan.skip_reason:
             record_skip(settings, params["source"], day, plan.skip_reason, plan.to_dict())
             raise AirflowSkipException(plan.skip_reason)
-        return [{"plan": plan.to_dict(), "candidate": c["name"]} for c in config.candidates]
+        return [{"plan": plan.to_dict(), "candidate": c["name"]} for c in config.candidates
+                if labelled or c["kind"] in DETECTOR_KINDS]
 
     @task(map_index_template="{{ candidate }}", execution_timeout=TRAINING_TIMEOUT)
     def train_candidate(job: dict) -> dict:

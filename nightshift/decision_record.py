@@ -41,19 +41,34 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
     out.append(_table(["suite", "result", "failures"],
                       [[s, "passed" if v and v["success"] else ("FAILED" if v else "not run"),
                         "; ".join(v["failures"]) if v else ""] for s, v in validation.items()]))
+    if record.get("labelled") is False:
+        return _render_without_labels(record, out)
     out += ["", f"## Candidates (holdout {', '.join(record['holdout_days'])}; trained on {', '.join(record['train_days'])})", ""]
+    training = record.get("candidate_training") or {}
+
+    def trained(n):
+        t = training.get(n) or {}
+        sec = t.get("seconds") or {}
+        thr = t.get("threshold")
+        return [("supervised" if t.get("supervised") else "no labels") if t else "",
+                "" if thr is None else f"{thr:.3f}",
+                f"{sec['train_seconds']:.1f} (search {sec['tuning_seconds']:.1f})" if sec else ""]
+
     rows = [[n, _fmt(m["f1"]), f"[{m['f1_lower']:.3f}, {m['f1_upper']:.3f}]", _fmt(m["precision"]), _fmt(m["recall"]),
-             m["sessions"], m["positives"]] for n, m in record["candidates"].items()]
+             m["sessions"], m["positives"], *trained(n)] for n, m in record["candidates"].items()]
     if record.get("champion_metrics"):
         m = record["champion_metrics"]
         rows.append([f"champion v{record['champion_before']}", _fmt(m["f1"]), "", _fmt(m["precision"]), _fmt(m["recall"]),
-                     m["sessions"], m["positives"]])
+                     m["sessions"], m["positives"], "", "", ""])
     out.append(_table(["model", "F1", f"F1 {record['policy']['confidence']:.0%} CI", "precision", "recall", "sessions",
-                       "anomalous"], rows))
+                       "anomalous", "labels", "threshold", "training s"], rows))
+    if training:
+        out += ["", "Chosen parameters: " + "; ".join(f"`{n}` {t.get('params')}" for n, t in training.items())]
     if record.get("bootstrap"):
         b = record["bootstrap"]
         out += ["", f"Paired bootstrap ({b['resamples']} resamples) of F1(challenger) - F1(champion): "
                     f"{b['observed']:+.3f}, CI [{b['lower']:+.3f}, {b['upper']:+.3f}] (margin {record['policy']['margin']})."]
+        out += ["", "## Promotion rules", "", rule_rows(record)]
     out += ["", "## Gate checks", "", _table(["check", "passed", "detail"],
                                               [[c["name"], "yes" if c["passed"] else "NO", c["detail"]] for c in record["checks"]])]
     if record.get("backtest"):
@@ -69,6 +84,55 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
     out += ["", "## Challenger on the holdout", "", "![confusion matrix](confusion_matrix.png)", "",
             "![precision-recall curve](precision_recall.png)", ""]
     return "\n".join(out)
+
+
+def _render_without_labels(record: dict[str, Any], out: list[str]) -> str:
+    """The record of a source without labels: flag rates per night, the check, the limits."""
+    training = record.get("candidate_training") or {}
+    days = [*record["train_days"], *record["holdout_days"]]
+    out += ["", "## What this decision cannot know", "", record["limits"], "",
+            f"## Detectors (tonight {', '.join(record['holdout_days'])}; trained on {', '.join(record['train_days'])})", ""]
+    rows = []
+    for n, m in record["candidates"].items():
+        rates = (training.get(n) or {}).get("flag_rates") or {}
+        sec = (training.get(n) or {}).get("seconds") or {}
+        rows.append([n, *[f"{rates[d]:.2%}" if d in rates else "" for d in days],
+                     "" if m.get("recent_median") is None else f"{m['recent_median']:.2%}", f"{m['change']:.2%}",
+                     f"{sec.get('train_seconds', 0):.1f}"])
+    out.append(_table(["detector", *[f"flag rate {d}" for d in days], "recent median", "change", "training s"], rows))
+    p = record["policy"]
+    out += ["", f"Bounds: flag rate {p['unlabelled_min_flag_rate']:.2%}-{p['unlabelled_max_flag_rate']:.2%}, change "
+                f"at most {p['unlabelled_max_rate_change']:.2%}.", "", "## Gate checks", "",
+            _table(["check", "passed", "detail"], [[c["name"], "yes" if c["passed"] else "NO", c["detail"]]
+                                                   for c in record["checks"]]), ""]
+    return "\n".join(out)
+
+
+def rule_rows(record: dict[str, Any]) -> str:
+    """One row per rule of the comparison with its numbers (``config/promotion.yaml``: ``rule``,
+    ``margin``, ``non_inferiority_delta``, ``bootstrap_days``, ``stale_after_days``)."""
+    policy, b = record["policy"], record["bootstrap"]
+    rule = record.get("rule") or policy.get("rule", "strict")
+    delta = policy.get("non_inferiority_delta", 0.0)
+    hb = record.get("bootstrap_holdout") or b
+    days = b.get("days") or record["holdout_days"]
+    st = record.get("staleness")
+    check = next((c for c in record["checks"] if c["name"] == "bootstrap"), {})
+    yes = lambda ok: "yes" if ok else "no"  # noqa: E731
+    rows = [
+        ["evidence", f"bootstrap over {', '.join(days)} ({sum(b.get('sessions') or []) or '?'} sessions, resampled "
+                     f"within days); holdout alone: {hb['observed']:+.3f} [{hb['lower']:+.3f}, {hb['upper']:+.3f}]", ""],
+        ["superior", f"lower {b['lower']:+.3f} > margin {policy['margin']}", yes(b["lower"] > policy["margin"])],
+        ["non-inferior", f"lower {b['lower']:+.3f} > -delta {-delta:+.3f}"
+                         + ("" if rule == "non_inferior" else " (not used: rule strict)"), yes(b["lower"] > -delta)],
+        ["better point estimate", f"observed {b['observed']:+.3f} > 0", yes(b["observed"] > 0)],
+        ["stale champion", (st["detail"] if st else "not judged") + ("" if rule == "non_inferior" else " (not used: rule strict)"),
+         yes(bool(st and st["stale"]))],
+        [f"rule `{rule}`", "strict: superior" if rule == "strict" else
+         "non_inferior: superior, or non-inferior and (better point estimate or stale champion)",
+         f"passed as {check['via']}" if check.get("via") else "NO"],
+    ]
+    return _table(["rule", "numbers", "holds"], rows)
 
 
 def render_images(out_dir: Path, y, challenger_scores, champion_scores=None) -> list[Path]:
@@ -111,7 +175,8 @@ def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, 
     validation = {s: lake.read_report(record["source"], record["day"], f"validation_{s}")
                   for s in ("parsed_lines", "session_features")}
     (out_dir / "decision.md").write_text(render_markdown(record, validation))
-    render_images(out_dir, y, challenger_scores, champion_scores)
+    if y is not None:          # a source without labels has no confusion matrix or PR curve
+        render_images(out_dir, y, challenger_scores, champion_scores)
     registry.call(settings, "log the decision record", registry.client(settings).log_artifacts,
                    record["best_run_id"], str(out_dir), "decision_record")
     return {"path": str(out_dir / "decision.md"), "mlflow_artifact": f"runs:/{record['best_run_id']}/decision_record/decision.md"}

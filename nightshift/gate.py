@@ -5,8 +5,16 @@ constructed cases where the right decision is known. Thresholds come from ``conf
 
 Checks, for a challenger against the current champion on the same sessions:
 - floors: the challenger's precision and recall on the holdout reach absolute floors;
-- bootstrap: a paired bootstrap over sessions gives a confidence interval for
-  F1(challenger) - F1(champion); its lower bound must exceed the margin;
+- bootstrap: a paired bootstrap gives a confidence interval for F1(challenger) - F1(champion),
+  over the holdout sessions or (``bootstrap_days: pooled``) over the holdout AND the backtest days
+  pooled, sessions resampled within their day, so an improvement that repeats night after night
+  becomes significant while a one-day fluke does not. What the interval must show is the ``rule``:
+  ``strict``: its lower bound exceeds ``margin`` (significantly better);
+  ``non_inferior``: significantly better, OR non-inferior (lower bound > -``non_inferiority_delta``)
+  with a better point estimate, OR non-inferior while the champion is stale (see below);
+- staleness: a champion trained on fewer days than the challenger, or whose newest training day
+  is more than ``stale_after_days`` before the night, yields to a non-inferior challenger trained
+  on more recent data (``rule: non_inferior`` only);
 - backtest: on each of the last N labelled days, the challenger (refitted on the days before that
   day) must not lose to the champion by more than the tolerance;
 - slices: on every slice (e.g. component, session length bucket) with enough sessions, the
@@ -23,13 +31,19 @@ import numpy as np
 import yaml
 
 MODES = ("auto", "dry_run", "manual")
+RULES = ("strict", "non_inferior")
+BOOTSTRAP_DAYS = ("holdout", "pooled")
 LENGTH_BUCKETS = ((1, 5), (6, 20), (21, 50), (51, None))
 
 
 @dataclass(frozen=True)
 class GatePolicy:
     mode: str
+    rule: str
     margin: float
+    non_inferiority_delta: float
+    bootstrap_days: str
+    stale_after_days: int
     floor_precision: float
     floor_recall: float
     holdout_days: int
@@ -44,6 +58,9 @@ class GatePolicy:
     seed: int
     watch_days: int
     watch_auto_rollback: bool
+    unlabelled_min_flag_rate: float
+    unlabelled_max_flag_rate: float
+    unlabelled_max_rate_change: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +77,12 @@ def load_policy(config_dir: Path) -> GatePolicy:
     policy = GatePolicy(**{**raw, "slice_columns": tuple(raw["slice_columns"])})
     if policy.mode not in MODES:
         raise ValueError(f"{path}: mode must be one of {MODES}, got {policy.mode!r}")
+    if policy.rule not in RULES:
+        raise ValueError(f"{path}: rule must be one of {RULES}, got {policy.rule!r}")
+    if policy.bootstrap_days not in BOOTSTRAP_DAYS:
+        raise ValueError(f"{path}: bootstrap_days must be one of {BOOTSTRAP_DAYS}, got {policy.bootstrap_days!r}")
+    if not policy.non_inferiority_delta >= 0:
+        raise ValueError(f"{path}: non_inferiority_delta must be >= 0, got {policy.non_inferiority_delta}")
     if not 0.5 < policy.confidence < 1:
         raise ValueError(f"{path}: confidence must be in (0.5, 1), got {policy.confidence}")
     return policy
@@ -85,33 +108,55 @@ def metrics(y, pred) -> dict[str, float]:
 
 
 def paired_bootstrap_f1_diff(y, challenger_pred, champion_pred, resamples: int, confidence: float, seed: int) -> dict[str, float]:
-    """Paired bootstrap over sessions of F1(challenger) - F1(champion).
+    """Paired bootstrap over sessions of F1(challenger) - F1(champion) on one set of sessions.
 
     Each resample draws sessions with replacement and scores both models on the same draw, so
     the interval reflects the difference on shared data, not two independent noises.
     Returns the observed difference and the percentile interval ``[lower, upper]``.
     """
-    y = np.asarray(y, dtype=bool)
-    a, b = np.asarray(challenger_pred, dtype=bool), np.asarray(champion_pred, dtype=bool)
-    n = len(y)
-    if n == 0:
+    return pooled_bootstrap_f1_diff([(y, challenger_pred, champion_pred)], resamples, confidence, seed)
+
+
+def pooled_bootstrap_f1_diff(groups, resamples: int, confidence: float, seed: int,
+                             names: list[str] | None = None) -> dict[str, Any]:
+    """Paired bootstrap of F1(challenger) - F1(champion) over several days pooled.
+
+    ``groups``: one ``(y, challenger_pred, champion_pred)`` per day. Sessions are resampled with
+    replacement *within* their day (a stratified bootstrap: every resample keeps each day's
+    size), the counts (tp, fp, fn) of all days are summed and F1 is computed on the sums. An
+    improvement that repeats on several days narrows the interval around a positive difference;
+    a one-day fluke is diluted by the other days. Returns the observed pooled difference and the
+    percentile interval, with the days and their sizes.
+    """
+    if not groups:
+        raise ValueError("cannot bootstrap without sessions")
+    contribs, sizes = [], []
+    for y, a, b in groups:
+        y = np.asarray(y, dtype=bool)
+        a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+        if len(y):
+            contribs.append(np.stack([y & a, ~y & a, y & ~a, y & b, ~y & b, y & ~b], axis=1).astype(np.int32))
+            sizes.append(len(y))
+    if not contribs:
         raise ValueError("cannot bootstrap an empty holdout")
-    # per-session contributions to (tp, fp, fn) of each model
-    contrib = np.stack([y & a, ~y & a, y & ~a, y & b, ~y & b, y & ~b], axis=1).astype(np.int32)
     rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    chunk = max(1, min(resamples, 20_000_000 // max(n, 1)))
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
-        idx = rng.integers(0, n, size=(size, n))
-        sums = np.stack([contrib[:, j][idx].sum(axis=1) for j in range(6)], axis=1)
-        diffs[start : start + size] = f1_from_counts(sums[:, 0], sums[:, 1], sums[:, 2]) - f1_from_counts(
-            sums[:, 3], sums[:, 4], sums[:, 5]
-        )
+    sums = np.zeros((resamples, 6), dtype=np.int64)
+    for contrib in contribs:
+        n = len(contrib)
+        chunk = max(1, min(resamples, 20_000_000 // n))
+        for start in range(0, resamples, chunk):
+            size = min(chunk, resamples - start)
+            idx = rng.integers(0, n, size=(size, n))
+            sums[start:start + size] += np.stack([contrib[:, j][idx].sum(axis=1) for j in range(6)], axis=1)
+    diffs = f1_from_counts(sums[:, 0], sums[:, 1], sums[:, 2]) - f1_from_counts(sums[:, 3], sums[:, 4], sums[:, 5])
+    total = np.sum([c.sum(axis=0) for c in contribs], axis=0)
+    observed = float(f1_from_counts(total[0], total[1], total[2]) - f1_from_counts(total[3], total[4], total[5]))
     alpha = (1 - confidence) / 2
-    observed = float(metrics(y, a)["f1"] - metrics(y, b)["f1"])
-    return {"observed": observed, "lower": float(np.quantile(diffs, alpha)), "upper": float(np.quantile(diffs, 1 - alpha)),
-            "resamples": int(resamples), "confidence": float(confidence)}
+    out = {"observed": observed, "lower": float(np.quantile(diffs, alpha)), "upper": float(np.quantile(diffs, 1 - alpha)),
+           "resamples": int(resamples), "confidence": float(confidence)}
+    if names is not None:
+        out.update(days=list(names), sessions=[int(n) for n in sizes])
+    return out
 
 
 def length_bucket(line_count) -> np.ndarray:
@@ -151,11 +196,77 @@ def check_floors(challenger: dict[str, float], policy: GatePolicy) -> dict[str, 
                       f"recall {challenger['recall']:.3f} (floor {policy.floor_recall})"}
 
 
-def check_bootstrap(interval: dict[str, float], policy: GatePolicy) -> dict[str, Any]:
-    ok = interval["lower"] > policy.margin
-    return {"name": "bootstrap", "passed": bool(ok),
-            "detail": f"F1 difference {interval['observed']:+.3f}, {interval['confidence']:.0%} CI "
-                      f"[{interval['lower']:+.3f}, {interval['upper']:+.3f}]; lower bound must exceed margin {policy.margin}"}
+def is_stale(champion_train_days, challenger_train_days, day: str, policy: GatePolicy) -> dict[str, Any]:
+    """The staleness rule's facts: a champion trained on fewer days than the challenger, or whose
+    newest training day is more than ``stale_after_days`` before ``day``, is stale, provided the
+    challenger trained on more recent data (its newest training day is later). Unknown champion
+    training days (a model logged without the ``train_days`` param) are never stale."""
+    import datetime as dt
+
+    champ, chal = sorted(champion_train_days or ()), sorted(challenger_train_days or ())
+    if not champ or not chal:
+        return {"stale": False, "champion_days": len(champ), "challenger_days": len(chal), "champion_age_days": None,
+                "detail": "champion's training days unknown: not judged stale"}
+    age = (dt.date.fromisoformat(day) - dt.date.fromisoformat(champ[-1])).days
+    more_recent = chal[-1] > champ[-1]
+    fewer, old = len(champ) < len(chal), age > policy.stale_after_days
+    stale = bool(more_recent and (fewer or old))
+    why = []
+    if fewer:
+        why.append(f"trained on {len(champ)} day(s) vs the challenger's {len(chal)}")
+    if old:
+        why.append(f"newest training day {champ[-1]} is {age} days old (limit {policy.stale_after_days})")
+    if not more_recent:
+        why.append(f"the challenger's data is not more recent ({chal[-1]} vs {champ[-1]})")
+    return {"stale": stale, "champion_days": len(champ), "challenger_days": len(chal), "champion_age_days": age,
+            "detail": ("champion stale: " if stale else "champion not stale: ") + ("; ".join(why) or
+                      f"trained on {len(champ)} day(s), newest {champ[-1]} ({age} days old)")}
+
+
+def check_bootstrap(interval: dict[str, float], policy: GatePolicy, staleness: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The comparison rule on the bootstrap interval (``policy.rule``); see the module docstring.
+
+    The returned check carries ``rule`` and ``via`` (which clause passed: ``superior``,
+    ``non_inferior+better``, ``non_inferior+stale``, or None) for the decision record."""
+    where = ("holdout + backtest days pooled" if len(interval.get("days") or ()) > 1 else "holdout")
+    ci = (f"F1 difference {interval['observed']:+.3f} ({where}), {interval['confidence']:.0%} CI "
+          f"[{interval['lower']:+.3f}, {interval['upper']:+.3f}]")
+    superior = interval["lower"] > policy.margin
+    if policy.rule == "strict":
+        return {"name": "bootstrap", "passed": bool(superior), "rule": "strict", "via": "superior" if superior else None,
+                "detail": f"{ci}; lower bound must exceed margin {policy.margin} (rule strict)"}
+    non_inferior = interval["lower"] > -policy.non_inferiority_delta
+    better = interval["observed"] > 0
+    stale = bool(staleness and staleness["stale"])
+    via = ("superior" if superior else "non_inferior+better" if non_inferior and better
+           else "non_inferior+stale" if non_inferior and stale else None)
+    parts = [f"superior (lower > margin {policy.margin}): {'yes' if superior else 'no'}",
+             f"non-inferior (lower > -{policy.non_inferiority_delta}): {'yes' if non_inferior else 'no'}",
+             f"better point estimate: {'yes' if better else 'no'}"]
+    if staleness is not None:
+        parts.append(staleness["detail"])
+    return {"name": "bootstrap", "passed": via is not None, "rule": "non_inferior", "via": via,
+            "detail": f"{ci}; " + ", ".join(parts) + (f"; passes as {via}" if via else
+                      "; needs superior, or non-inferior with a better point estimate or a stale champion")}
+
+
+def check_flag_rate(rates: dict[str, float], holdout_day: str, policy: GatePolicy) -> dict[str, Any]:
+    """Sources without labels: the only evidence is how many sessions a detector flags. Tonight's
+    flag rate must lie in ``[unlabelled_min_flag_rate, unlabelled_max_flag_rate]`` and differ from
+    the median of the recent nights by at most ``unlabelled_max_rate_change`` (stability).
+    ``rates``: ``{day: flag rate}`` including ``holdout_day``."""
+    tonight = rates[holdout_day]
+    recent = [r for d, r in rates.items() if d != holdout_day]
+    median = float(np.median(recent)) if recent else None
+    change = abs(tonight - median) if median is not None else 0.0
+    in_bounds = policy.unlabelled_min_flag_rate <= tonight <= policy.unlabelled_max_flag_rate
+    stable = change <= policy.unlabelled_max_rate_change
+    return {"name": "flag_rate", "passed": bool(in_bounds and stable), "flag_rate": tonight, "recent_median": median,
+            "change": change,
+            "detail": f"flags {tonight:.2%} of {holdout_day}'s sessions (bounds {policy.unlabelled_min_flag_rate:.2%}-"
+                      f"{policy.unlabelled_max_flag_rate:.2%}: {'ok' if in_bounds else 'OUT'}); recent nights' median "
+                      + (f"{median:.2%}, change {change:.2%} (max {policy.unlabelled_max_rate_change:.2%}: "
+                         f"{'stable' if stable else 'UNSTABLE'})" if median is not None else "unknown (no earlier night)")}
 
 
 def check_backtest(rows: list[dict[str, Any]], policy: GatePolicy) -> dict[str, Any]:

@@ -9,11 +9,22 @@ up here and gets the same class object.
 from __future__ import annotations
 
 from nightshift_model import (
+    DETECTOR_KINDS,
     MODEL_INPUT_COLUMNS,
     STAT_COLUMNS,
+    SUPERVISED_KINDS,
     EventCountVectorizer,
+    IsolationForestDetector,
+    PCADetector,
+    ThresholdedClassifier,
+    best_f1_threshold,
     build_candidate,
+    build_model,
+    fit_model,
+    remap_scores,
     to_model_input,
 )
 
-__all__ = ["MODEL_INPUT_COLUMNS", "STAT_COLUMNS", "EventCountVectorizer", "build_candidate", "to_model_input"]
+__all__ = ["DETECTOR_KINDS", "MODEL_INPUT_COLUMNS", "STAT_COLUMNS", "SUPERVISED_KINDS", "EventCountVectorizer",
+           "IsolationForestDetector", "PCADetector", "ThresholdedClassifier", "best_f1_threshold", "build_candidate",
+           "build_model", "fit_model", "remap_scores", "to_model_input"]

@@ -39,25 +39,37 @@ def champion_version(client, model_name: str):
 
 
 def _predict(model, frame) -> tuple[np.ndarray, np.ndarray]:
+    """P(anomalous) and the decision (>= 0.5: a tuned threshold is folded into the model's
+    probabilities, see ``nightshift_model.ThresholdedClassifier``)."""
     from nightshift.modeling import to_model_input
 
     scores = model.predict_proba(to_model_input(frame))[:, 1]
     return scores, (scores >= 0.5)
 
 
+def refit_like(model, frame):
+    """A fresh copy of ``model``'s configuration (``sklearn.base.clone``: same params, same tuned
+    hyperparameters; a threshold chosen inside ``fit`` is chosen again) fitted on ``frame``."""
+    from sklearn.base import clone
+
+    from nightshift.modeling import fit_model, to_model_input
+
+    return fit_model(clone(model), to_model_input(frame), frame["label"].to_numpy(), frame["day"].to_numpy())
+
+
 def backtest_rows(settings, config: TrainingConfig, plan: TrainingPlan, candidate: str, challenger_model, champion_model,
-                  policy: gate.GatePolicy) -> list[dict[str, Any]]:
+                  policy: gate.GatePolicy, predictions: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Challenger vs champion on each of the last N labelled days.
 
-    On a holdout day the real challenger is used; on an earlier day the candidate's configuration
-    is refitted on the labelled days before it (out of sample), so no day is judged in-sample for
-    the challenger. The champion may have trained on those days: the comparison favours it.
+    On a holdout day the real challenger is used; on an earlier day the challenger's configuration
+    (its tuned hyperparameters; the threshold is re-chosen on those earlier days) is refitted on
+    the labelled days before it (out of sample), so no day is judged in-sample for the challenger.
+    The champion may have trained on those days: the comparison favours it.
+    ``predictions``, when given, receives ``{day: (y, challenger_pred, champion_pred)}`` for the
+    pooled bootstrap.
     """
-    from nightshift.modeling import build_candidate, to_model_input
-
     lake = Lake(settings.data_root)
     days = plan.labelled_days[-policy.backtest_days:] if policy.backtest_days else ()
-    spec = config.candidate(candidate)
     rows = []
     for d in days:
         frame = load_labelled_sessions(lake, plan.source, [d])
@@ -70,13 +82,24 @@ def backtest_rows(settings, config: TrainingConfig, plan: TrainingPlan, candidat
             train = load_labelled_sessions(lake, plan.source, earlier)
             if train["label"].nunique() < 2:
                 continue
-            model = build_candidate(spec["kind"], spec.get("params")).fit(to_model_input(train), train["label"].to_numpy())
+            model = refit_like(challenger_model, train)
             trained_on = earlier
         y = frame["label"].to_numpy()
+        challenger_pred, champion_pred = _predict(model, frame)[1], _predict(champion_model, frame)[1]
+        if predictions is not None:
+            predictions[d] = (y, challenger_pred, champion_pred)
         rows.append({"day": d, "sessions": len(frame), "trained_on": trained_on,
-                     "challenger_f1": gate.metrics(y, _predict(model, frame)[1])["f1"],
-                     "champion_f1": gate.metrics(y, _predict(champion_model, frame)[1])["f1"]})
+                     "challenger_f1": gate.metrics(y, challenger_pred)["f1"],
+                     "champion_f1": gate.metrics(y, champion_pred)["f1"]})
     return rows
+
+
+def champion_train_days(settings, champion) -> list[str] | None:
+    """The champion's training days, from its MLflow run's ``train_days`` param (None if absent)."""
+    client = registry.client(settings)
+    run = registry.call(settings, f"read run {champion.run_id}", client.get_run, champion.run_id)
+    value = (run.data.params or {}).get("train_days")
+    return [d for d in value.split(",") if d] if value else None
 
 
 @dataclass
@@ -103,6 +126,8 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
         raise ValueError(f"mode must be one of {gate.MODES}, got {mode!r}")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    if not plan.labelled:
+        return judge_without_labels(settings, config, policy, plan, results, mode, decided_by)
     model_name = config.model_name(plan.source)
     lake = Lake(settings.data_root)
     holdout = load_labelled_sessions(lake, plan.source, plan.holdout_days)
@@ -124,6 +149,7 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
     already = champion is not None and champion.run_id == best["run_id"]
     checks = [gate.check_floors(best["metrics"], policy)]
     champion_metrics, interval, backtest, slices, champion_scores = None, None, [], [], None
+    holdout_interval, staleness = None, None
     if already:
         # a re-run of an evaluation whose challenger was promoted since: judging it against itself
         # would record "kept" and untag a champion that passed the gate
@@ -132,12 +158,21 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
         champion_model = mlflow.sklearn.load_model(f"models:/{model_name}/{champion.version}")
         champion_scores, champion_pred = _predict(champion_model, holdout)
         champion_metrics = gate.metrics(y, champion_pred)
-        interval = gate.paired_bootstrap_f1_diff(y, best["pred"], champion_pred, policy.bootstrap_resamples,
-                                                 policy.confidence, policy.seed)
-        backtest = backtest_rows(settings, config, plan, best_name, best["model"], champion_model, policy)
+        holdout_interval = gate.pooled_bootstrap_f1_diff([(y, best["pred"], champion_pred)], policy.bootstrap_resamples,
+                                                         policy.confidence, policy.seed, [",".join(plan.holdout_days)])
+        per_day: dict[str, Any] = {}
+        backtest = backtest_rows(settings, config, plan, best_name, best["model"], champion_model, policy, per_day)
+        interval = holdout_interval
+        if policy.bootstrap_days == "pooled":
+            extra = [d for d in sorted(per_day) if d not in plan.holdout_days]
+            if extra:
+                interval = gate.pooled_bootstrap_f1_diff(
+                    [(y, best["pred"], champion_pred), *(per_day[d] for d in extra)], policy.bootstrap_resamples,
+                    policy.confidence, policy.seed, [",".join(plan.holdout_days), *extra])
+        staleness = gate.is_stale(champion_train_days(settings, champion), plan.train_days, plan.day, policy)
         slices = gate.slice_table(holdout, best["pred"], champion_pred, policy.slice_columns,
                                   policy.slice_min_sessions, policy.slice_min_positives)
-        checks += [gate.check_bootstrap(interval, policy), gate.check_backtest(backtest, policy),
+        checks += [gate.check_bootstrap(interval, policy, staleness), gate.check_backtest(backtest, policy),
                    gate.check_slices(slices, policy)]
     passed, reason = gate.decision_reason(checks, champion is not None)
     if already:
@@ -158,14 +193,93 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
         "holdout_days": list(plan.holdout_days), "train_days": list(plan.train_days),
         "candidates": {n: c["metrics"] for n, c in candidates.items()},
         "candidate_runs": {n: c["run_id"] for n, c in candidates.items()},
+        "candidate_training": {n: {"kind": c.get("kind"), "supervised": c.get("supervised"), "params": c.get("params"),
+                                   "threshold": c.get("threshold"), "seconds": c.get("seconds")}
+                               for n, c in candidates.items()},
         "best_candidate": best_name, "best_run_id": best["run_id"], "model_name": model_name,
         "challenger_version": None,
         "champion_before": str(champion.version) if champion else None,
-        "champion_metrics": champion_metrics, "bootstrap": interval, "backtest": backtest, "slices": slices,
+        "champion_metrics": champion_metrics, "bootstrap": interval, "bootstrap_holdout": holdout_interval,
+        "staleness": staleness, "rule": policy.rule, "backtest": backtest, "slices": slices,
         "checks": checks, "gate_passed": passed,
         "decision": decision, "reason": reason, "dry_run": mode == "dry_run", "policy": policy.to_dict(),
     }
     return Judgement(record, best["model_uri"], y, best["scores"], champion_scores)
+
+
+NO_LABELS_LIMITS = (
+    "This source has no labels (labels: none). Nobody knows which of its sessions are anomalous, so no F1, "
+    "precision or recall exists for any model here. The gate only checks that the detector flags a plausible and "
+    "stable share of sessions (flag-rate bounds, change against the recent nights' median); a detector that flags "
+    "the wrong sessions at the right rate passes it. Once labels exist, the same detectors are judged like every "
+    "supervised candidate (F1, bootstrap, backtest, slices)."
+)
+
+
+def judge_without_labels(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: TrainingPlan,
+                         results: list[dict[str, Any]], mode: str, decided_by: str = "nightshift") -> Judgement:
+    """The gate for a source without labels: every detector's flag rate per night (training days
+    and tonight's holdout day) must be within bounds and stable (``gate.check_flag_rate``). The
+    most stable passing detector is the challenger; with no champion it is promoted, otherwise
+    only when the champion fails the check tonight or is stale (``gate.is_stale``)."""
+    import mlflow
+
+    from nightshift.training import flag_rates, load_sessions
+
+    model_name = config.model_name(plan.source)
+    lake = Lake(settings.data_root)
+    frame = load_sessions(lake, plan.source, plan.labelled_days)
+    holdout_day = plan.holdout_days[-1]
+    candidates = {}
+    for r in sorted(results, key=lambda r: r["candidate"]):
+        model = mlflow.sklearn.load_model(r["model_uri"])
+        rates = flag_rates(model, frame)
+        check = gate.check_flag_rate(rates, holdout_day, policy)
+        candidates[r["candidate"]] = {**r, "rates": rates, "check": check,
+                                      "metrics": {"sessions": int((frame["day"] == holdout_day).sum()),
+                                                  "flag_rate": rates[holdout_day], "recent_median": check["recent_median"],
+                                                  "change": check["change"], "f1": None}}
+    best_name = sorted(candidates, key=lambda n: (not candidates[n]["check"]["passed"], candidates[n]["check"]["change"], n))[0]
+    best = candidates[best_name]
+    champion = registry.champion(settings, model_name)
+    already = champion is not None and champion.run_id == best["run_id"]
+    checks, champion_check, staleness = [best["check"]], None, None
+    if already:
+        passed, reason = True, f"already champion: v{champion.version} is this run's model; not judged again"
+    elif not best["check"]["passed"]:
+        passed, reason = False, f"flag_rate failed: {best['check']['detail']}"
+    elif champion is None:
+        passed, reason = True, f"no champion yet; flag_rate: {best['check']['detail']}"
+    else:
+        champion_model = mlflow.sklearn.load_model(f"models:/{model_name}/{champion.version}")
+        champion_check = gate.check_flag_rate(flag_rates(champion_model, frame), holdout_day, policy)
+        staleness = gate.is_stale(champion_train_days(settings, champion), plan.train_days, plan.day, policy)
+        replace = (not champion_check["passed"]) or staleness["stale"]
+        checks.append({"name": "champion_flag_rate", "passed": replace,
+                       "detail": f"champion v{champion.version} {champion_check['detail']}; {staleness['detail']}"})
+        passed = replace
+        reason = ((f"challenger {best_name} stable; champion " + ("fails the flag-rate check" if not champion_check["passed"]
+                   else "is stale")) if replace else
+                  "kept: the champion still flags a plausible, stable share and is not stale; without labels there is "
+                  "no evidence that the challenger is better") + f" (challenger: {best['check']['detail']})"
+    decision = PROMOTED if already or (passed and mode != "manual") else (PENDING if passed else KEPT)
+    record = {
+        "source": plan.source, "day": plan.day, "mode": mode, "decided_by": decided_by, "labelled": False,
+        "experiment": config.experiment_name(plan.source),
+        "holdout_days": list(plan.holdout_days), "train_days": list(plan.train_days),
+        "candidates": {n: c["metrics"] for n, c in candidates.items()},
+        "candidate_runs": {n: c["run_id"] for n, c in candidates.items()},
+        "candidate_training": {n: {"kind": c.get("kind"), "supervised": False, "params": c.get("params"),
+                                   "threshold": None, "seconds": c.get("seconds"), "flag_rates": c["rates"]}
+                               for n, c in candidates.items()},
+        "best_candidate": best_name, "best_run_id": best["run_id"], "model_name": model_name, "challenger_version": None,
+        "champion_before": str(champion.version) if champion else None,
+        "champion_metrics": ({"flag_rate": champion_check["flag_rate"], "f1": None} if champion_check else None),
+        "bootstrap": None, "bootstrap_holdout": None, "staleness": staleness, "rule": "flag_rate (no labels)",
+        "backtest": [], "slices": [], "checks": checks, "gate_passed": passed, "decision": decision,
+        "reason": reason, "limits": NO_LABELS_LIMITS, "dry_run": mode == "dry_run", "policy": policy.to_dict(),
+    }
+    return Judgement(record, best["model_uri"], None, None, None)
 
 
 def publish(settings, judgement: Judgement) -> dict[str, Any]:
@@ -185,8 +299,9 @@ def publish(settings, judgement: Judgement) -> dict[str, Any]:
         "nightshift.candidate": record["best_candidate"], "nightshift.gate_passed": str(record["gate_passed"]).lower(),
         "nightshift.decision": record["decision"] + (" (dry run)" if record["dry_run"] else ""),
         "nightshift.reason": record["reason"][:5000],
-        "nightshift.holdout_f1": f"{best_metrics['f1']:.4f}",
-        "nightshift.champion_f1": f"{record['champion_metrics']['f1']:.4f}" if record["champion_metrics"] else "none",
+        "nightshift.holdout_f1": f"{best_metrics['f1']:.4f}" if best_metrics.get("f1") is not None else "unknown (no labels)",
+        "nightshift.champion_f1": (f"{record['champion_metrics']['f1']:.4f}" if record["champion_metrics"].get("f1") is not None
+                                   else "unknown (no labels)") if record["champion_metrics"] else "none",
     }.items():
         registry.call(settings, f"tag {model_name} v{version.version}", client.set_model_version_tag,
                        model_name, version.version, key, value)

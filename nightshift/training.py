@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 from nightshift.lake import Lake
 
 log = logging.getLogger("nightshift.training")
+DEFAULT_TUNING = {"budget_s": 60.0, "max_configs": 4}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class TrainingConfig:
     window_days: int
     metric: str
     candidates: tuple[dict[str, Any], ...]
+    tuning: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TUNING))
 
     def model_name(self, source: str) -> str:
         return f"{self.model_name_prefix}_{source}"
@@ -49,7 +52,19 @@ def load_training_config(config_dir: Path) -> TrainingConfig:
         raise ValueError(f"{path}: candidate names must be unique and non-empty, got {names}")
     if raw.get("metric", "f1") != "f1":
         raise ValueError(f"{path}: only metric 'f1' is supported, got {raw.get('metric')!r}")
+    tuning = {**DEFAULT_TUNING, **(raw.get("tuning") or {})}
+    unknown = set(tuning) - set(DEFAULT_TUNING)
+    if unknown:
+        raise ValueError(f"{path}: unknown tuning keys {sorted(unknown)}; known: {sorted(DEFAULT_TUNING)}")
+    if not float(tuning["budget_s"]) >= 0 or int(tuning["max_configs"]) < 1:
+        raise ValueError(f"{path}: tuning.budget_s must be >= 0 and tuning.max_configs >= 1, got {tuning}")
+    from nightshift_model import DETECTOR_KINDS, SUPERVISED_KINDS
+
+    for c in candidates:
+        if c.get("kind") not in SUPERVISED_KINDS + DETECTOR_KINDS:
+            raise ValueError(f"{path}: candidate {c.get('name')!r} has unknown kind {c.get('kind')!r}")
     return TrainingConfig(
+        tuning={"budget_s": float(tuning["budget_s"]), "max_configs": int(tuning["max_configs"])},
         model_name_prefix=raw["model_name_prefix"],
         experiment_prefix=raw["experiment_prefix"],
         window_days=int(raw["window_days"]),
@@ -66,6 +81,7 @@ class TrainingPlan:
     train_days: tuple[str, ...]
     excluded_days: dict[str, str] = field(default_factory=dict)
     skip_reason: str | None = None
+    labelled: bool = True          # False for a source declared `labels: none`: detectors only, judged without labels
 
     @property
     def labelled_days(self) -> tuple[str, ...]:
@@ -80,7 +96,8 @@ class TrainingPlan:
         return cls(**{**d, "train_days": tuple(d["train_days"]), "holdout_days": tuple(d["holdout_days"])})
 
 
-def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, holdout_days: int = 1) -> TrainingPlan:
+def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, holdout_days: int = 1,
+                  labelled: bool = True) -> TrainingPlan:
     """Choose holdout and training days among the window's labelled, validated days up to ``day``:
     the latest ``holdout_days`` are held out (never trained on), the earlier ones are trained on."""
     first = (dt.date.fromisoformat(day) - dt.timedelta(days=config.window_days - 1)).isoformat()
@@ -100,7 +117,7 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
                 problems.append(f"{suite} failed validation")
             elif report.get("data_fingerprint") != data_fingerprint(lake, source, d, suite):
                 problems.append(f"{suite} validated an older version of the data (re-validate)")
-        labels_problem = _labels_problem(lake, source, d)
+        labels_problem = _labels_problem(lake, source, d) if labelled else None
         if labels_problem:
             problems.append(labels_problem)
         if problems:
@@ -113,8 +130,11 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
             f"need {needed} validated labelled days in the {config.window_days}-day window "
             f"({holdout_days} holdout + 1 training), have {len(usable)}"
         )
-        return TrainingPlan(source, day, (), (), excluded, reason)
-    return TrainingPlan(source, day, tuple(usable[-holdout_days:]), tuple(usable[:-holdout_days]), excluded, None)
+        if not labelled:
+            reason = reason.replace("validated labelled days", "validated days (source without labels)")
+        return TrainingPlan(source, day, (), (), excluded, reason, labelled)
+    return TrainingPlan(source, day, tuple(usable[-holdout_days:]), tuple(usable[:-holdout_days]), excluded, None,
+                        labelled)
 
 
 def _labels_problem(lake: Lake, source: str, day: str, settings=None) -> str | None:
@@ -167,6 +187,26 @@ def load_labelled_sessions(lake: Lake, source: str, days: list[str] | tuple[str,
     return data
 
 
+def load_sessions(lake: Lake, source: str, days) -> "Any":
+    """All sessions of the given days, labels or not (a source declared ``labels: none``)."""
+    import pandas as pd
+
+    frames = []
+    for d in days:
+        frame = pd.read_parquet(lake.features_dir(source, d))
+        frame["day"] = d
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def flag_rates(model, frame) -> dict[str, float]:
+    """Share of sessions a model flags (P(anomalous) >= 0.5), per day of ``frame``."""
+    from nightshift.modeling import to_model_input
+
+    flagged = model.predict_proba(to_model_input(frame))[:, 1] >= 0.5
+    return {str(d): float(flagged[(frame["day"] == d).to_numpy()].mean()) for d in sorted(frame["day"].unique())}
+
+
 def classification_metrics(y_true, y_pred, y_score=None) -> dict[str, float]:
     """The gate's metrics (``nightshift.gate.metrics``) as floats for MLflow, plus average
     precision when scores are given and both classes are present."""
@@ -198,6 +238,13 @@ def setup_mlflow(settings, experiment_name: str) -> str:
 def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candidate_name: str) -> dict[str, Any]:
     """Train one candidate on the plan's days, evaluate on the holdout, log an MLflow run.
 
+    Supervised kinds: a hyperparameter search within ``config.tuning`` (``nightshift.tuning``,
+    time-ordered on the training days), then the chosen params are fitted in a
+    ``ThresholdedClassifier`` (F1 threshold chosen out-of-fold on the training days and folded
+    into the model's probabilities). Detectors fit on the training sessions without labels.
+    Training time (search + fit) is logged as the metrics ``train_seconds``, ``tuning_seconds``,
+    ``fit_seconds``.
+
     Returns a small dict (run id, model URI, holdout metrics) for the evaluate step.
     """
     import mlflow
@@ -207,12 +254,15 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
     from mlflow.models import infer_signature
 
     import nightshift_model
-    from nightshift.modeling import build_candidate, to_model_input
+    from nightshift.modeling import SUPERVISED_KINDS, build_model, fit_model, to_model_input
+    from nightshift.tuning import search
 
     if plan.skip_reason:
         raise ValueError(f"training plan is skipped: {plan.skip_reason}")
     candidate = config.candidate(candidate_name)
     lake = Lake(settings.data_root)
+    if not plan.labelled:
+        return _train_detector_without_labels(settings, config, plan, candidate)
     train = load_labelled_sessions(lake, plan.source, plan.train_days)
     holdout = load_labelled_sessions(lake, plan.source, plan.holdout_days)
     if train["label"].nunique() < 2:
@@ -221,15 +271,15 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
     X_holdout, y_holdout = to_model_input(holdout), holdout["label"].to_numpy()
 
     experiment_id = setup_mlflow(settings, config.experiment_name(plan.source))
-    model = build_candidate(candidate["kind"], candidate.get("params"))
+    kind = candidate["kind"]
+    supervised = kind in SUPERVISED_KINDS
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{plan.day}.{candidate_name}") as run:
         mlflow.set_tags(
             {"nightshift.source": plan.source, "nightshift.day": plan.day, "nightshift.candidate": candidate_name,
-             "nightshift.role": "candidate"}
+             "nightshift.role": "candidate", "nightshift.supervised": str(supervised).lower()}
         )
         mlflow.log_params(
-            {"kind": candidate["kind"], **{f"model.{k}": v for k, v in (candidate.get("params") or {}).items()},
-             "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
+            {"kind": kind, "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
              "window_days": config.window_days, "train_sessions": len(train), "holdout_sessions": len(holdout)}
         )
         mlflow.log_input(
@@ -246,13 +296,33 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
             ),
             context="holdout",
         )
-        model.fit(X_train, y_train)
+        started = time.monotonic()
+        # the search and the threshold see the training sessions only; the holdout is scored below
+        tuned = search(candidate, train, config.tuning["budget_s"], config.tuning["max_configs"]) if supervised else None
+        params = tuned["params"] if tuned else dict(candidate.get("params") or {})
+        tuned_at = time.monotonic()
+        days = train["day"].to_numpy() if "day" in train.columns else None
+        model = fit_model(build_model(kind, params), X_train, y_train, days)
+        finished = time.monotonic()
+        timing = {"train_seconds": finished - started, "tuning_seconds": tuned_at - started,
+                  "fit_seconds": finished - tuned_at}
+        mlflow.log_params({f"model.{k}": v for k, v in params.items()})
+        if tuned:
+            mlflow.log_params({"tuning.validation": tuned["validation"][:500], "tuning.budget_s": tuned["budget_s"],
+                               "tuning.tried": len(tuned["tried"]), "tuning.configurations": tuned["configurations"],
+                               "tuning.cut_by_budget": tuned["cut_by_budget"]})
+            mlflow.log_dict(tuned, "tuning.json")
+        threshold = getattr(model, "threshold_", None)
+        if threshold is not None:
+            mlflow.log_params({"threshold": round(threshold, 6), "threshold.chosen_on": model.threshold_source_[:500]})
+            mlflow.log_metric("threshold", threshold)
         train_metrics = classification_metrics(y_train, model.predict(X_train))
         scores = model.predict_proba(X_holdout)[:, 1]
         predictions = model.predict(X_holdout)
         metrics = classification_metrics(y_holdout, predictions, scores)
         mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        mlflow.log_metrics(timing)
         mlflow.log_metric("vocabulary_size", len(model.named_steps["vectorize"].vocabulary_))
         # pyfunc (and so the Spark UDF used for batch scoring) returns class probabilities:
         # [P(normal), P(anomalous)] per session
@@ -270,4 +340,51 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
         )
     log.info("candidate %s, holdout %s: %s", candidate_name, ",".join(plan.holdout_days), metrics)
-    return {"candidate": candidate_name, "run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics}
+    return {"candidate": candidate_name, "run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics,
+            "kind": kind, "supervised": supervised, "params": params, "threshold": threshold,
+            "seconds": {k: round(v, 2) for k, v in timing.items()}}
+
+
+def _train_detector_without_labels(settings, config: TrainingConfig, plan: TrainingPlan, candidate: dict[str, Any]) -> dict[str, Any]:
+    """A source without labels: fit a label-free detector on the training days' sessions and log
+    its flag rate per day (no F1 exists: nothing says which sessions are anomalous)."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from mlflow.models import infer_signature
+
+    import nightshift_model
+    from nightshift.modeling import DETECTOR_KINDS, build_model, to_model_input
+
+    kind, name = candidate["kind"], candidate["name"]
+    if kind not in DETECTOR_KINDS:
+        raise ValueError(f"source {plan.source} has no labels (labels: none): candidate {name!r} ({kind}) needs labels; "
+                         f"only {DETECTOR_KINDS} can train")
+    lake = Lake(settings.data_root)
+    train, holdout = load_sessions(lake, plan.source, plan.train_days), load_sessions(lake, plan.source, plan.holdout_days)
+    X_train = to_model_input(train)
+    experiment_id = setup_mlflow(settings, config.experiment_name(plan.source))
+    params = dict(candidate.get("params") or {})
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{plan.day}.{name}") as run:
+        mlflow.set_tags({"nightshift.source": plan.source, "nightshift.day": plan.day, "nightshift.candidate": name,
+                         "nightshift.role": "candidate", "nightshift.supervised": "false", "nightshift.labels": "none"})
+        mlflow.log_params({"kind": kind, **{f"model.{k}": v for k, v in params.items()},
+                           "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
+                           "window_days": config.window_days, "train_sessions": len(train), "holdout_sessions": len(holdout)})
+        started = time.monotonic()
+        model = build_model(kind, params).fit(X_train, None)
+        seconds = time.monotonic() - started
+        rates = flag_rates(model, pd.concat([train, holdout], ignore_index=True))
+        metrics = {"sessions": int(len(holdout)), "flag_rate": rates[plan.holdout_days[-1]], "f1": None}
+        mlflow.log_metrics({"train_seconds": seconds, "tuning_seconds": 0.0, "fit_seconds": seconds,
+                            "holdout_flag_rate": metrics["flag_rate"]})
+        mlflow.log_dict(rates, "flag_rates.json")
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(X_train, model.predict_proba(X_train.head(5))),
+            input_example=X_train.head(2), pyfunc_predict_fn="predict_proba", serialization_format="cloudpickle",
+            code_paths=[str(Path(nightshift_model.__file__).parent)],
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"])
+    return {"candidate": name, "run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics, "kind": kind,
+            "supervised": False, "params": params, "threshold": None, "flag_rates": rates,
+            "seconds": {"train_seconds": round(seconds, 2), "tuning_seconds": 0.0, "fit_seconds": round(seconds, 2)}}

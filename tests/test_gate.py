@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 from nightshift.gate import (
-    check_backtest, check_bootstrap, check_floors, check_slices, decision_reason, length_bucket, load_policy, metrics,
-    paired_bootstrap_f1_diff, slice_table,
+    check_backtest, check_bootstrap, check_floors, check_slices, decision_reason, is_stale, length_bucket, load_policy,
+    metrics, paired_bootstrap_f1_diff, pooled_bootstrap_f1_diff, slice_table,
 )
 from nightshift.settings import PROJECT_ROOT
 
 POLICY = dataclasses.replace(load_policy(PROJECT_ROOT / "config"), margin=0.0, bootstrap_resamples=500)
+STRICT = dataclasses.replace(POLICY, rule="strict")
+NON_INFERIOR = dataclasses.replace(POLICY, rule="non_inferior", non_inferiority_delta=0.02, stale_after_days=7)
 
 
 def _holdout(n=2000, positives=200, seed=0):
@@ -50,7 +52,7 @@ def test_equal_models_do_not_pass_the_bootstrap():
     challenger[flip] = ~challenger[flip]
     interval = paired_bootstrap_f1_diff(y, challenger, champion, 500, 0.95, seed=1)
     assert interval["lower"] < 0 < interval["upper"] or interval["lower"] <= POLICY.margin
-    assert not check_bootstrap(interval, POLICY)["passed"]
+    assert not check_bootstrap(interval, STRICT)["passed"]
 
 
 def test_bootstrap_is_reproducible_and_rejects_empty_holdouts():
@@ -109,4 +111,96 @@ def test_length_buckets():
 def test_policy_file_is_strict(tmp_path):
     (tmp_path / "promotion.yaml").write_text((PROJECT_ROOT / "config" / "promotion.yaml").read_text() + "typo_key: 1\n")
     with pytest.raises(ValueError, match="unknown keys \\['typo_key'\\]"):
+        load_policy(tmp_path)
+
+
+# --- weighing all the evidence: pooled days, non-inferiority, staleness ---------------------------
+
+def _day(seed, n=1500, positives=45, champion_misses=6, challenger_misses=3, false_alarms=5):
+    """One night shaped like the real HDFS data: ~1,500 sessions, 45 anomalous. Both models raise
+    the same false alarms; the champion misses ``champion_misses`` anomalies, the challenger
+    ``challenger_misses`` (its misses are a subset of the champion's when it misses fewer)."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, dtype=bool)
+    y[rng.choice(n, positives, replace=False)] = True
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    alarms = rng.choice(neg, false_alarms, replace=False)
+    order = rng.permutation(pos)
+    champion, challenger = y.copy(), y.copy()
+    champion[order[:champion_misses]] = False
+    challenger[order[:challenger_misses]] = False
+    champion[alarms] = challenger[alarms] = True
+    return y, challenger, champion
+
+
+def test_a_small_improvement_repeated_over_three_days_is_significant_when_pooled():
+    days = [_day(seed) for seed in (1, 2, 3)]            # the challenger catches 3 more anomalies every night
+    one = pooled_bootstrap_f1_diff(days[:1], 1000, 0.95, seed=0)
+    pooled = pooled_bootstrap_f1_diff(days, 1000, 0.95, seed=0, names=["d3", "d1", "d2"])
+    assert one["observed"] > 0.02 and one["lower"] <= 0.0      # one holdout day: the issue's "+0.000"
+    assert not check_bootstrap(one, STRICT)["passed"]
+    assert pooled["lower"] > 0.0 and pooled["days"] == ["d3", "d1", "d2"] and pooled["sessions"] == [1500] * 3
+    assert check_bootstrap(pooled, STRICT)["passed"]           # even the strict rule promotes it
+    check = check_bootstrap(pooled, NON_INFERIOR)
+    assert check["passed"] and check["via"] == "superior" and "pooled" in check["detail"]
+
+
+def test_a_one_day_fluke_is_not_promoted():
+    fluke = _day(1)                                             # better on the holdout ...
+    worse = [_day(s, champion_misses=3, challenger_misses=6) for s in (2, 3)]   # ... worse on the two nights before
+    pooled = pooled_bootstrap_f1_diff([fluke, *worse], 1000, 0.95, seed=0)
+    assert pooled["observed"] < 0
+    for policy in (STRICT, NON_INFERIOR):
+        assert not check_bootstrap(pooled, policy)["passed"]
+
+
+def test_a_non_inferior_challenger_replaces_a_stale_champion_only():
+    # the challenger misses one more anomaly than the champion on one of three days: a hair worse
+    days = [_day(1, champion_misses=3, challenger_misses=4), _day(2, champion_misses=3, challenger_misses=3), _day(3, champion_misses=3, challenger_misses=3)]
+    interval = pooled_bootstrap_f1_diff(days, 1000, 0.95, seed=0)
+    assert interval["observed"] < 0 and interval["lower"] > -NON_INFERIOR.non_inferiority_delta
+    fresh = is_stale(["2026-11-01", "2026-11-02", "2026-11-03"], ["2026-11-02", "2026-11-03", "2026-11-04"],
+                     "2026-11-05", NON_INFERIOR)
+    assert not fresh["stale"]
+    assert not check_bootstrap(interval, NON_INFERIOR, fresh)["passed"]
+    one_day = is_stale(["2026-11-01"], ["2026-11-01", "2026-11-02", "2026-11-03"], "2026-11-04", NON_INFERIOR)
+    assert one_day["stale"] and "1 day(s) vs the challenger's 3" in one_day["detail"]
+    check = check_bootstrap(interval, NON_INFERIOR, one_day)
+    assert check["passed"] and check["via"] == "non_inferior+stale"
+    old = is_stale(["2026-10-01", "2026-10-02"], ["2026-11-01", "2026-11-02"], "2026-11-03", NON_INFERIOR)
+    assert old["stale"] and old["champion_age_days"] == 32
+    assert check_bootstrap(interval, NON_INFERIOR, old)["passed"]
+    assert not check_bootstrap(interval, STRICT, one_day)["passed"]    # strict ignores staleness
+    # not stale when the challenger's data is not more recent, or the champion's days are unknown
+    assert not is_stale(["2026-11-01"], ["2026-10-30", "2026-10-31"], "2026-11-02", NON_INFERIOR)["stale"]
+    assert not is_stale(None, ["2026-11-01"], "2026-11-02", NON_INFERIOR)["stale"]
+
+
+def test_non_inferior_with_a_better_point_estimate_passes_but_a_clearly_worse_one_does_not():
+    better = pooled_bootstrap_f1_diff([_day(1, champion_misses=4, challenger_misses=3)], 1000, 0.95, seed=0)     # one more catch on one day
+    assert better["observed"] > 0 and better["lower"] <= 0
+    check = check_bootstrap(better, NON_INFERIOR)
+    assert check["passed"] and check["via"] == "non_inferior+better"
+    assert not check_bootstrap(better, STRICT)["passed"]
+    worse = pooled_bootstrap_f1_diff([_day(s, champion_misses=3, challenger_misses=9) for s in (1, 2, 3)], 1000, 0.95, seed=0)
+    assert worse["lower"] < -NON_INFERIOR.non_inferiority_delta
+    stale = {"stale": True, "detail": "champion stale"}
+    assert not check_bootstrap(worse, NON_INFERIOR, stale)["passed"]
+
+
+def test_strict_rule_is_todays_rule():
+    for lower, observed in ((0.0, 0.03), (0.001, 0.03), (-0.01, 0.02), (0.05, 0.08)):
+        interval = {"observed": observed, "lower": lower, "upper": observed + 0.02, "resamples": 10, "confidence": 0.95}
+        for margin in (0.0, 0.01):
+            policy = dataclasses.replace(STRICT, margin=margin)
+            assert check_bootstrap(interval, policy)["passed"] == (lower > margin)
+    # one day pooled = the plain paired bootstrap
+    y, a, b = _day(4)
+    assert pooled_bootstrap_f1_diff([(y, a, b)], 300, 0.9, 5) == paired_bootstrap_f1_diff(y, a, b, 300, 0.9, 5)
+
+
+def test_policy_rejects_an_unknown_rule(tmp_path):
+    text = (PROJECT_ROOT / "config" / "promotion.yaml").read_text().replace("rule: non_inferior", "rule: lenient")
+    (tmp_path / "promotion.yaml").write_text(text)
+    with pytest.raises(ValueError, match="rule must be one of"):
         load_policy(tmp_path)

@@ -45,7 +45,7 @@ def test_unseen_templates_go_to_the_other_bucket():
     assert row[names.index("template_2")] == 0
 
 
-@pytest.mark.parametrize("kind", ["logistic_regression", "random_forest", "hist_gradient_boosting"])
+@pytest.mark.parametrize("kind", ["logistic_regression", "random_forest", "hist_gradient_boosting", "decision_tree"])
 def test_candidates_learn_a_separable_pattern(kind):
     rng = np.random.default_rng(0)
     rows, labels = [], []
@@ -179,7 +179,14 @@ def test_logged_model_carries_only_the_model_package_and_loads_without_nightshif
     files = sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file())
     assert files == ["nightshift_model/__init__.py"], files
 
-    expected = mlflow.sklearn.load_model(result["model_uri"]).predict_proba(X)
+    loaded = mlflow.sklearn.load_model(result["model_uri"])
+    expected = loaded.predict_proba(X)
+    # the threshold travels inside the model: P >= 0.5 (what scoring and pyfunc use) iff raw >= threshold
+    assert type(loaded).__name__ == "ThresholdedClassifier" and loaded.threshold_ == result["threshold"]
+    np.testing.assert_array_equal(expected[:, 1] >= 0.5, loaded.raw_scores(X) >= loaded.threshold_)
+    np.testing.assert_array_equal(loaded.predict(X), (expected[:, 1] >= 0.5).astype(int))
+    pyfunc = mlflow.pyfunc.load_model(result["model_uri"]).predict(X)
+    np.testing.assert_allclose(np.asarray(pyfunc), expected, rtol=0, atol=1e-12)
     X.to_parquet(tmp_path / "X.parquet")
     script = "REPO = " + repr(str(ROOT)) + "\n" + _LOAD_IN_ISOLATION
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": ""}
@@ -192,3 +199,46 @@ def test_logged_model_carries_only_the_model_package_and_loads_without_nightshif
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         assert Path(out["model_module_file"]).parent.parent.name == "code", out   # <model>/code/nightshift_model/
         np.testing.assert_allclose(np.asarray(out["proba"]), expected, rtol=0, atol=1e-12)
+
+
+# --- the decision threshold inside the model ----------------------------------------------------
+
+def test_remapped_scores_cross_one_half_exactly_at_the_threshold():
+    from nightshift_model import remap_scores
+
+    rng = np.random.default_rng(0)
+    for t in (0.01, 0.137, 0.5, 0.83, 0.999):
+        raw = np.r_[rng.random(5000), t, np.nextafter(t, 0), np.nextafter(t, 1), 0.0, 1.0]
+        p = remap_scores(raw, t)
+        np.testing.assert_array_equal(p >= 0.5, raw >= t)
+        assert ((0 <= p) & (p <= 1)).all()
+        order = np.argsort(raw)
+        assert (np.diff(p[order]) >= 0).all()          # monotone: rankings (PR curves, AP) unchanged
+
+
+def test_best_f1_threshold_separates_the_classes():
+    from nightshift_model import best_f1_threshold
+
+    y = np.array([0, 0, 0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.7, 0.05, 0.9])
+    t, f1 = best_f1_threshold(y, s)
+    assert f1 == 1.0 and 0.35 < t <= 0.4
+    assert best_f1_threshold([0, 0], [0.3, 0.4]) == (0.5, 0.0)
+
+
+def test_thresholded_classifier_chooses_its_threshold_out_of_fold_and_predict_agrees():
+    from nightshift_model import ThresholdedClassifier, build_model, fit_model
+
+    X, y = _separable_training_set(120)
+    days = np.array(["2026-11-01"] * 40 + ["2026-11-02"] * 40 + ["2026-11-03"] * 40)
+    model = fit_model(build_model("random_forest", {"n_estimators": 20}), X, y, days)
+    assert isinstance(model, ThresholdedClassifier) and 0 < model.threshold_ < 1
+    assert model.threshold_source_.startswith("time-ordered out-of-fold (2026-11-02, 2026-11-03)")
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(proba[:, 1] >= 0.5, model.raw_scores(X) >= model.threshold_)
+    np.testing.assert_array_equal(model.predict(X), (proba[:, 1] >= 0.5).astype(int))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    single = fit_model(build_model("logistic_regression", {"max_iter": 500}), X, y, None)
+    assert single.threshold_source_.startswith("stratified 3-fold")
+    fixed = fit_model(build_model("decision_tree", {}, threshold=0.8), X, y, days)
+    assert fixed.threshold_ == 0.8 and fixed.threshold_source_ == "fixed"

@@ -63,7 +63,9 @@ def env(tmp_path):
                                    mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     config = load_training_config(PROJECT_ROOT / "config")
     config = dataclasses.replace(config, candidates=tuple(c for c in config.candidates if c["name"] == "baseline_logreg"))
-    policy = dataclasses.replace(load_policy(PROJECT_ROOT / "config"), bootstrap_resamples=300, slice_min_sessions=50)
+    # today's gate exactly (strict rule on the holdout alone); the new default is tested below
+    policy = dataclasses.replace(load_policy(PROJECT_ROOT / "config"), bootstrap_resamples=300, slice_min_sessions=50,
+                                 rule="strict", bootstrap_days="holdout", backtest_days=2)
     return settings, config, policy, Lake(settings.data_root)
 
 
@@ -121,3 +123,26 @@ def test_dry_run_and_manual_modes_move_nothing_until_approved(env):
     approved = apply_decision(settings, pending, approved_by="airflow-user:alice")
     assert approved["decision"] == PROMOTED and approved["champion_after"] == pending["challenger_version"]
     assert promotion_log.read(settings.data_root, config.model_name("hdfs"))[-1]["decided_by"] == "airflow-user:alice"
+
+
+def test_default_rule_pools_the_backtest_days_and_replaces_a_stale_champion(env):
+    """Default gate (rule non_inferior, bootstrap pooled over holdout + backtest days): night 2's
+    champion trained on one day; night 3's challenger, trained on two, is non-inferior on the
+    pooled days, so it replaces the stale champion; the record carries every rule's numbers."""
+    settings, config, _, lake = env
+    policy = dataclasses.replace(load_policy(PROJECT_ROOT / "config"), bootstrap_resamples=300, slice_min_sessions=50)
+    assert policy.rule == "non_inferior" and policy.bootstrap_days == "pooled"
+    for i, day in enumerate(DAYS):
+        _write_day(lake, day, _sessions(day, 600, seed=i, anomaly_template="9"))
+    first = apply_decision(settings, _night(settings, config, policy, lake, DAYS[1]))
+    assert first["decision"] == PROMOTED
+    second = apply_decision(settings, _night(settings, config, policy, lake, DAYS[2]))
+    assert second["staleness"]["stale"] and second["staleness"]["champion_days"] == 1
+    assert second["bootstrap"]["days"] == [DAYS[2], DAYS[1]] and second["bootstrap"]["sessions"] == [600, 600]
+    assert second["bootstrap_holdout"]["days"] == [DAYS[2]]
+    check = next(c for c in second["checks"] if c["name"] == "bootstrap")
+    assert second["decision"] == PROMOTED and check["via"] in ("superior", "non_inferior+better", "non_inferior+stale"), \
+        second["reason"]
+    assert second["champion_after"] == second["challenger_version"]
+    md = (lake.reports_dir("hdfs", DAYS[2]) / "decision_record" / "decision.md").read_text()
+    assert "## Promotion rules" in md and "stale champion" in md and "non-inferior" in md

@@ -1,0 +1,124 @@
+"""Detectors that need no labels (loglizer family) and sources declared `labels: none`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from nightshift.gate import load_policy
+from nightshift.lake import Lake
+from nightshift.modeling import build_model, to_model_input
+from nightshift.promotion import PROMOTED, apply_decision, evaluate_candidates
+from nightshift.settings import PROJECT_ROOT, load_settings
+from nightshift.sources import parse_source
+from nightshift.training import load_training_config, plan_training, train_candidate
+from tests.test_promotion import _sessions
+
+DAYS = ["2026-06-01", "2026-06-02", "2026-06-03"]
+
+
+def _workflows(n: int, rate: float, seed: int):
+    """Sessions that follow one of two workflows (templates 1-5 or 6-10, each ``k`` times: the
+    correlated counts of real block lifecycles); an anomalous session skips a step and logs an
+    error template. Returns the model input and the (hidden) labels."""
+    import json
+
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for _ in range(n):
+        anomalous = rng.random() < rate
+        k, first = int(rng.integers(1, 6)), (1 if rng.random() < 0.5 else 6)
+        counts = {str(t): k for t in range(first, first + 5)}
+        if anomalous:
+            counts.pop(str(first + 2))
+            counts["99"] = 1
+        rows.append((sum(counts.values()), float(rng.random()), 0, 0, json.dumps(counts)))
+        labels.append(int(anomalous))
+    frame = pd.DataFrame(rows, columns=["line_count", "duration_s", "warn_count", "error_count", "event_counts"])
+    return to_model_input(frame), np.array(labels)
+
+
+@pytest.mark.parametrize("kind", ["pca_detector", "isolation_forest"])
+def test_detectors_flag_a_rare_pattern_without_labels(kind):
+    X, y = _workflows(2000, 0.02, seed=0)
+    model = build_model(kind, {}).fit(X, None)                      # no labels
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(proba[:, 1] >= 0.5, model.predict(X) == 1)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    flagged = proba[:, 1] >= 0.5
+    recall, precision = flagged[y == 1].mean(), y[flagged].mean() if flagged.any() else 0.0
+    assert recall > 0.9 and precision > 0.5, (kind, recall, precision)
+
+
+def test_pca_threshold_is_the_q_statistic():
+    X, _ = _workflows(1000, 0.02, seed=1)
+    model = build_model("pca_detector", {"variance": 0.95}).fit(X)
+    pca = model.named_steps["classifier"]
+    spe = pca.spe(model.named_steps["vectorize"].transform(X))
+    assert pca.q_ > 0 and pca.n_components_ == 3                  # normal space: few dimensions
+    np.testing.assert_array_equal(model.predict_proba(X)[:, 1] >= 0.5, spe >= pca.q_)
+
+
+def test_a_source_can_declare_labels_none():
+    raw = yaml.safe_load((PROJECT_ROOT / "sources" / "hdfs.yaml").read_text())
+    assert parse_source(raw).labelled
+    raw["labels"] = "none"
+    assert not parse_source(raw).labelled and parse_source(raw).label_field is None
+
+
+def _write_unlabelled_day(lake: Lake, source: str, day: str, seed: int) -> None:
+    frame = _sessions(day, 600, seed=seed, anomaly_template="9").drop(columns=["label"])
+    out = lake.features_dir(source, day)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame.drop(columns=["event_counts"]), preserve_index=False).append_column(
+        "event_counts", pa.array(frame["event_counts"].tolist(), type=pa.map_(pa.string(), pa.int64())))
+    pq.write_table(table, out / "part-0.parquet")
+    import nightshift.validation as validation
+
+    for suite in ("parsed_lines", "session_features"):
+        lake.write_report(source, day, f"validation_{suite}", {
+            "success": True, "failures": [], "suite": suite,
+            "data_fingerprint": validation.data_fingerprint(lake, source, day, suite)})
+
+
+def test_an_unlabelled_source_trains_detectors_and_gets_a_champion(tmp_path):
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lake = Lake(settings.data_root)
+    config = load_training_config(PROJECT_ROOT / "config")
+    policy = load_policy(PROJECT_ROOT / "config")
+    for i, day in enumerate(DAYS):
+        _write_unlabelled_day(lake, "hdfs", day, seed=i)
+    # with labels required, these days are unusable
+    assert plan_training(lake, "hdfs", DAYS[1], config, 1).skip_reason
+    plan = plan_training(lake, "hdfs", DAYS[1], config, 1, labelled=False)
+    assert plan.skip_reason is None and not plan.labelled and plan.holdout_days == (DAYS[1],)
+    with pytest.raises(ValueError, match="needs labels"):
+        train_candidate(settings, config, plan, "random_forest")
+    detectors = [c["name"] for c in config.candidates if c["kind"] in ("pca_detector", "isolation_forest")]
+    results = [train_candidate(settings, config, plan, n) for n in detectors]
+    assert all(r["metrics"]["f1"] is None and 0 <= r["metrics"]["flag_rate"] <= 1 for r in results)
+    record = apply_decision(settings, evaluate_candidates(settings, config, policy, plan, results, "auto", "test"))
+    assert record["decision"] == PROMOTED and record["champion_after"] == "1", record["reason"]
+    assert record["checks"][0]["name"] == "flag_rate" and record["checks"][0]["passed"]
+    md = (lake.reports_dir("hdfs", DAYS[1]) / "decision_record" / "decision.md").read_text()
+    assert "What this decision cannot know" in md and "no F1" in md and "flag rate" in md
+
+    # the next night: the champion is scored by the same contract ([P(normal), P(anomalous)], 0.5)
+    plan = plan_training(lake, "hdfs", DAYS[2], config, 1, labelled=False)
+    results = [train_candidate(settings, config, plan, n) for n in detectors]
+    second = apply_decision(settings, evaluate_candidates(settings, config, policy, plan, results, "auto", "test"))
+    assert second["champion_before"] == "1" and second["staleness"] is not None
+    assert any(c["name"] == "champion_flag_rate" for c in second["checks"])
+    import mlflow
+
+    champion = mlflow.pyfunc.load_model(f"models:/{config.model_name('hdfs')}@champion")
+    out = np.asarray(champion.predict(to_model_input(_sessions("x", 50, seed=9, anomaly_template="9"))))
+    assert out.shape == (50, 2) and np.allclose(out.sum(axis=1), 1.0)

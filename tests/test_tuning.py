@@ -1,0 +1,116 @@
+"""Tuned candidates: the search respects its time budget and never sees the holdout."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nightshift_model
+from nightshift.lake import Lake
+from nightshift.settings import PROJECT_ROOT, load_settings
+from nightshift.training import load_training_config, plan_training, train_candidate
+from nightshift.tuning import configurations, search, validation_split
+from tests.test_promotion import _sessions, _write_day
+
+DAYS = ["2026-05-01", "2026-05-02", "2026-05-03"]
+MARKER = 424242.0          # duration_s of every holdout session: must never reach a fit
+
+
+def _train_frame():
+    frames = [_sessions(d, 300, seed=i, anomaly_template="9").assign(day=d) for i, d in enumerate(DAYS[:2])]
+    return pd.concat(frames, ignore_index=True)
+
+
+SPEC = {"name": "rf", "kind": "random_forest", "params": {"n_estimators": 30, "max_depth": 6},
+        "search": {"max_depth": [3, None], "min_samples_leaf": [1, 5]}}
+
+
+def test_configurations_start_with_the_base_params_and_are_capped():
+    configs = configurations(SPEC, 3)
+    assert configs[0] == SPEC["params"] and len(configs) == 3 and len({str(c) for c in configs}) == 3
+    assert configurations({"params": {"a": 1}}, 4) == [{"a": 1}]
+
+
+def test_search_is_time_ordered_on_the_training_days():
+    frame = _train_frame()
+    fit, val, how = validation_split(frame)
+    assert set(frame["day"][fit]) == {DAYS[0]} and set(frame["day"][val]) == {DAYS[1]}
+    assert how.startswith("time-ordered")
+    result = search(SPEC, frame, budget_s=600, max_configs=5)
+    assert len(result["tried"]) == 5 and not result["cut_by_budget"]
+    assert result["params"] in [r["params"] for r in result["tried"]]
+    one_day = frame[frame["day"] == DAYS[0]]
+    assert "stratified" in validation_split(one_day)[2]
+
+
+def test_search_respects_a_tiny_budget():
+    frame = _train_frame()
+    started = time.monotonic()
+    result = search(SPEC, frame, budget_s=0.0, max_configs=5)
+    assert len(result["tried"]) == 1 and result["cut_by_budget"] and result["params"] == SPEC["params"]
+    assert time.monotonic() - started < 30
+
+    # a fake clock advancing 5 s per read: each configuration "takes" 5 s, the search has spent 20 s
+    # after two, and a third (20 + 5 s) would still fit in 25 s but its check comes at 35 s: cut
+    ticks = iter(np.arange(0, 1000, 5.0))
+    result = search(SPEC, frame, budget_s=25, max_configs=5, clock=lambda: float(next(ticks)))
+    assert len(result["tried"]) == 2 and result["cut_by_budget"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return settings, Lake(settings.data_root)
+
+
+def test_tuning_and_threshold_never_see_the_holdout(env, monkeypatch):
+    """The holdout day's sessions carry a marker and poisoned (inverted) labels; every fit of the
+    search, the out-of-fold threshold and the final model records its rows: none is a holdout row."""
+    settings, lake = env
+    for i, day in enumerate(DAYS):
+        frame = _sessions(day, 300, seed=i, anomaly_template="9")
+        if day == DAYS[-1]:
+            frame = frame.assign(duration_s=MARKER, label=1 - frame["label"])
+        _write_day(lake, day, frame)
+    seen: list[np.ndarray] = []
+    original = nightshift_model.EventCountVectorizer.fit
+
+    def recording_fit(self, X, y=None):
+        seen.append(X["duration_s"].to_numpy().copy())
+        return original(self, X, y)
+
+    monkeypatch.setattr(nightshift_model.EventCountVectorizer, "fit", recording_fit)
+    config = load_training_config(PROJECT_ROOT / "config")
+    config = dataclasses.replace(config, tuning={"budget_s": 600.0, "max_configs": 3})
+    plan = plan_training(lake, "hdfs", DAYS[-1], config, 1)
+    assert plan.holdout_days == (DAYS[-1],)
+    for name in ("random_forest", "decision_tree", "pca_detector"):
+        seen.clear()
+        result = train_candidate(settings, config, plan, name)
+        fits = len(seen)
+        assert fits >= (4 if name != "pca_detector" else 1), (name, fits)   # search + out-of-fold + final
+        assert all(MARKER not in rows for rows in seen), name
+        assert result["seconds"]["train_seconds"] > 0
+    assert result["metrics"]["sessions"] == 300        # the holdout was scored, only scored
+
+
+def test_train_candidate_logs_tuning_threshold_and_time_and_respects_the_budget(env):
+    import mlflow
+
+    settings, lake = env
+    for i, day in enumerate(DAYS):
+        _write_day(lake, day, _sessions(day, 300, seed=i, anomaly_template="9"))
+    config = load_training_config(PROJECT_ROOT / "config")
+    config = dataclasses.replace(config, tuning={"budget_s": 0.0, "max_configs": 4})
+    plan = plan_training(lake, "hdfs", DAYS[-1], config, 1)
+    result = train_candidate(settings, config, plan, "baseline_logreg")
+    run = mlflow.get_run(result["run_id"])
+    assert run.data.params["tuning.tried"] == "1" and run.data.params["tuning.cut_by_budget"] == "True"
+    assert run.data.params["model.C"] == "1.0" and float(run.data.params["threshold"]) == pytest.approx(result["threshold"], abs=1e-6)
+    assert {"train_seconds", "tuning_seconds", "fit_seconds", "threshold"} <= set(run.data.metrics)
+    assert run.data.params["train_days"] == ",".join(DAYS[:2])
