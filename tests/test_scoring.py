@@ -77,6 +77,7 @@ def register_models(tracking_uri: str, artifacts_dir, kinds=("logistic_regressio
     train = pd.DataFrame(synthetic_features(200, seed), columns=[f.split()[0] for f in FEATURES_SCHEMA.split(", ")])
     X, y = to_model_input(train), train["label"].to_numpy()
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)     # earlier tests may have pointed the registry elsewhere
     experiment = mlflow.get_experiment_by_name("scoring-tests")
     experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(
         "scoring-tests", artifact_location=artifacts_dir.as_uri())

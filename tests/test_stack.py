@@ -35,6 +35,8 @@ pytestmark = [
                        reason="through the full stack: set NIGHTSHIFT_STACK_TESTS=1 (make test-stack)"),
 ]
 
+# the public default login of Airflow/MLflow images: must be refused by the stack
+PUBLIC_DEFAULT_LOGIN = ("admin", "admin")
 MODEL = "log_anomaly_hdfs"
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 DAYS = [(TODAY - dt.timedelta(days=n)).isoformat() for n in (3, 2, 1)]
@@ -202,10 +204,11 @@ def test_unauthenticated_requests_are_refused(stack):
                  f"/nightshift/promotions/{MODEL}.json"]:
         assert httpx.get(airflow + path).status_code == 401, path
         assert httpx.get(airflow + path, headers={"Authorization": "Bearer not-a-token"}).status_code in (401, 403), path
-    assert httpx.post(airflow + "/auth/token", json={"username": "admin", "password": "admin"}).status_code == 401
+    user, password = PUBLIC_DEFAULT_LOGIN
+    assert httpx.post(airflow + "/auth/token", json={"username": user, "password": password}).status_code == 401
     for path in ["/", "/api/2.0/mlflow/registered-models/search", "/api/2.0/mlflow/experiments/search?max_results=1"]:
         assert httpx.get(mlflow + path).status_code == 401, path
-    assert httpx.get(mlflow + "/api/2.0/mlflow/registered-models/search", auth=("admin", "admin")).status_code == 401
+    assert httpx.get(mlflow + "/api/2.0/mlflow/registered-models/search", auth=PUBLIC_DEFAULT_LOGIN).status_code == 401
     # with the credentials it answers
     assert stack.mlflow("/api/2.0/mlflow/registered-models/search").status_code == 200
     assert stack.api("GET", "/nightshift/promotions.json").status_code == 200
