@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("up", help="start every service, wait until healthy")
     sub.add_parser("down", help="stop every service")
     sub.add_parser("status", help="each service: healthy / unhealthy / stopped")
+    for verb in ("start", "stop"):
+        sub.add_parser(verb, help=f"{verb} one service of a running stack").add_argument("service")
     args = p.parse_args(argv)
     try:
         if args.cmd == "secrets":
@@ -29,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "down":
             stack.down()
             print(f"[stack] stopped (state in {stack.state_dir()})")
+        elif args.cmd == "start":
+            stack.start_service(args.service)
+            stack.wait_healthy([args.service], stack.state_dir())
+        elif args.cmd == "stop":
+            stack.stop_service(args.service)
         elif args.cmd == "status":
             print(json.dumps(stack.status(), indent=1))
     except stack.StackError as exc:
