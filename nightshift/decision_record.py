@@ -73,8 +73,9 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
                                               [[c["name"], "yes" if c["passed"] else "NO", c["detail"]] for c in record["checks"]])]
     if record.get("backtest"):
         out += ["", "## Backtest", "", _table(
-            ["day", "sessions", "challenger F1", "champion F1", "challenger trained on"],
-            [[r["day"], r["sessions"], _fmt(r["challenger_f1"]), _fmt(r["champion_f1"]), ", ".join(r["trained_on"])]
+            ["day", "sessions", "challenger F1", "champion F1", "challenger trained on", "champion trained on it"],
+            [[r["day"], r["sessions"], _fmt(r["challenger_f1"]), _fmt(r["champion_f1"]), ", ".join(r["trained_on"]),
+              "yes (not judged, not pooled)" if r.get("champion_in_sample") else "no"]
              for r in record["backtest"]])]
     if record.get("slices"):
         out += ["", "## Slices", "", _table(

@@ -242,7 +242,7 @@ def check_bootstrap(interval: dict[str, float], policy: GatePolicy, staleness: d
            else "non_inferior+stale" if non_inferior and stale else None)
     parts = [f"superior (lower > margin {policy.margin}): {'yes' if superior else 'no'}",
              f"non-inferior (lower > -{policy.non_inferiority_delta}): {'yes' if non_inferior else 'no'}",
-             f"better point estimate: {'yes' if better else 'no'}"]
+             f"better point estimate (observed {interval['observed']:+.4f} > 0): {'yes' if better else 'no'}"]
     if staleness is not None:
         parts.append(staleness["detail"])
     return {"name": "bootstrap", "passed": via is not None, "rule": "non_inferior", "via": via,
@@ -270,9 +270,13 @@ def check_flag_rate(rates: dict[str, float], holdout_day: str, policy: GatePolic
 
 
 def check_backtest(rows: list[dict[str, Any]], policy: GatePolicy) -> dict[str, Any]:
-    """``rows``: one per backtest day with ``day``, ``challenger_f1``, ``champion_f1``."""
-    losses = [r for r in rows if r["challenger_f1"] < r["champion_f1"] - policy.backtest_tolerance]
-    detail = ", ".join(f"{r['day']}: {r['challenger_f1']:.3f} vs {r['champion_f1']:.3f}" for r in rows) or "no backtest days"
+    """``rows``: one per backtest day with ``day``, ``challenger_f1``, ``champion_f1`` (and
+    ``champion_in_sample``: the champion trained on that day; such a day is shown, not judged)."""
+    losses = [r for r in rows if r["challenger_f1"] < r["champion_f1"] - policy.backtest_tolerance
+              and not r.get("champion_in_sample")]
+    detail = ", ".join(f"{r['day']}: {r['challenger_f1']:.3f} vs {r['champion_f1']:.3f}"
+                       + (" (champion in sample, not judged)" if r.get("champion_in_sample") else "")
+                       for r in rows) or "no backtest days"
     return {"name": "backtest", "passed": not losses,
             "detail": (f"loses on {', '.join(r['day'] for r in losses)} (tolerance {policy.backtest_tolerance}); "
                        if losses else "") + detail}

@@ -58,13 +58,15 @@ def refit_like(model, frame):
 
 
 def backtest_rows(settings, config: TrainingConfig, plan: TrainingPlan, candidate: str, challenger_model, champion_model,
-                  policy: gate.GatePolicy, predictions: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                  policy: gate.GatePolicy, predictions: dict[str, Any] | None = None,
+                  champion_days: list[str] | tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Challenger vs champion on each of the last N labelled days.
 
     On a holdout day the real challenger is used; on an earlier day the challenger's configuration
     (its tuned hyperparameters; the threshold is re-chosen on those earlier days) is refitted on
     the labelled days before it (out of sample), so no day is judged in-sample for the challenger.
-    The champion may have trained on those days: the comparison favours it.
+    The champion may have trained on those days: such rows are marked ``champion_in_sample``
+    (when ``champion_days`` are known) and ``gate.check_backtest`` does not count them as losses.
     ``predictions``, when given, receives ``{day: (y, challenger_pred, champion_pred)}`` for the
     pooled bootstrap.
     """
@@ -89,6 +91,7 @@ def backtest_rows(settings, config: TrainingConfig, plan: TrainingPlan, candidat
         if predictions is not None:
             predictions[d] = (y, challenger_pred, champion_pred)
         rows.append({"day": d, "sessions": len(frame), "trained_on": trained_on,
+                     "champion_in_sample": d in (champion_days or ()),
                      "challenger_f1": gate.metrics(y, challenger_pred)["f1"],
                      "champion_f1": gate.metrics(y, champion_pred)["f1"]})
     return rows
@@ -161,15 +164,19 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
         holdout_interval = gate.pooled_bootstrap_f1_diff([(y, best["pred"], champion_pred)], policy.bootstrap_resamples,
                                                          policy.confidence, policy.seed, [",".join(plan.holdout_days)])
         per_day: dict[str, Any] = {}
-        backtest = backtest_rows(settings, config, plan, best_name, best["model"], champion_model, policy, per_day)
+        champion_days = champion_train_days(settings, champion)
+        backtest = backtest_rows(settings, config, plan, best_name, best["model"], champion_model, policy, per_day,
+                                 champion_days)
         interval = holdout_interval
         if policy.bootstrap_days == "pooled":
-            extra = [d for d in sorted(per_day) if d not in plan.holdout_days]
+            # pooled evidence only from days both models predict out of sample (the champion's own
+            # training days would compare a challenger against the champion's fit of its training data)
+            extra = [d for d in sorted(per_day) if d not in plan.holdout_days and d not in (champion_days or ())]
             if extra:
                 interval = gate.pooled_bootstrap_f1_diff(
                     [(y, best["pred"], champion_pred), *(per_day[d] for d in extra)], policy.bootstrap_resamples,
                     policy.confidence, policy.seed, [",".join(plan.holdout_days), *extra])
-        staleness = gate.is_stale(champion_train_days(settings, champion), plan.train_days, plan.day, policy)
+        staleness = gate.is_stale(champion_days, plan.train_days, plan.day, policy)
         slices = gate.slice_table(holdout, best["pred"], champion_pred, policy.slice_columns,
                                   policy.slice_min_sessions, policy.slice_min_positives)
         checks += [gate.check_bootstrap(interval, policy, staleness), gate.check_backtest(backtest, policy),

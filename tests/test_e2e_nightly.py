@@ -99,13 +99,14 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     second = lake.read_report("hdfs", DAYS[1], "decision")
     assert second["decision"] == "promoted", second["reason"]
     assert second["holdout_days"] == [DAYS[1]] and second["train_days"] == [DAYS[0]]
-    assert set(second["candidates"]) == {"baseline_logreg", "random_forest", "gradient_boosting"}
+    assert set(second["candidates"]) == {"baseline_logreg", "decision_tree", "random_forest", "gradient_boosting",
+                                         "pca_detector", "isolation_forest"}
 
     mlflow.set_tracking_uri(pipeline_run["env"]["MLFLOW_TRACKING_URI"])
     client = MlflowClient()
     runs = mlflow.search_runs(experiment_names=["nightshift-hdfs"], output_format="list",
                               filter_string=f"tags.`nightshift.day` = '{DAYS[1]}'")
-    assert len(runs) == 3 and {r.data.tags["nightshift.candidate"] for r in runs} == set(second["candidates"])
+    assert len(runs) == 6 and {r.data.tags["nightshift.candidate"] for r in runs} == set(second["candidates"])
     for r in runs:
         assert r.data.metrics["holdout_f1"] == pytest.approx(second["candidates"][r.data.tags["nightshift.candidate"]]["f1"])
     v1 = client.get_model_version("log_anomaly_hdfs", second["challenger_version"])
@@ -142,7 +143,11 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
     promoted = [r for r in later if r["decision"] == "promoted"]
     assert promoted, [r["reason"] for r in later]
     after = promoted[0]
-    assert after["bootstrap"]["lower"] > 0 and all(c["passed"] for c in after["checks"])
+    # the default rule (non_inferior): significantly better on the pooled days, or non-inferior with a better
+    # point estimate or against a stale champion; the check names which clause passed
+    bootstrap = next(c for c in after["checks"] if c["name"] == "bootstrap")
+    assert bootstrap["via"] and all(c["passed"] for c in after["checks"]), after["reason"]
+    assert after["bootstrap"]["lower"] > -after["policy"]["non_inferiority_delta"]
     assert DAYS[3] in after["train_days"]
 
     # the log holds every alias move, in order: each promotion, then the rollback to 'previous'

@@ -204,3 +204,12 @@ def test_policy_rejects_an_unknown_rule(tmp_path):
     (tmp_path / "promotion.yaml").write_text(text)
     with pytest.raises(ValueError, match="rule must be one of"):
         load_policy(tmp_path)
+
+
+def test_backtest_days_the_champion_trained_on_are_shown_not_judged():
+    rows = [{"day": "d1", "challenger_f1": 0.90, "champion_f1": 1.00, "champion_in_sample": True},
+            {"day": "d2", "challenger_f1": 0.95, "champion_f1": 0.94, "champion_in_sample": False}]
+    check = check_backtest(rows, POLICY)
+    assert check["passed"] and "d1: 0.900 vs 1.000 (champion in sample, not judged)" in check["detail"]
+    rows[0]["champion_in_sample"] = False
+    assert not check_backtest(rows, POLICY)["passed"]
