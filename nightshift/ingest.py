@@ -191,11 +191,11 @@ def line_parts(source: SourceConfig) -> list[str]:
     (its fields joined by one space, ready to parse), then the other fields the pipeline reads,
     message last."""
     return ["<timestamp>", *[f for f in source.used_fields() if f not in source.timestamp_fields
-                             or f in (source.level_field, source.component_field, source.session_key_field,
+                             or f in (source.level_field, source.component_field, *source.session_key_fields,
                                       source.label_field, source.message_field)]]
 
 
-def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
+def classify_lines(lines: "DataFrame", source: SourceConfig, day: str | None = None) -> "DataFrame":
     """Split each line by the source's format and decide parsed vs quarantined.
 
     Takes ``value`` (raw line) and ``source_file``; returns one row per input line with
@@ -213,6 +213,9 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
       directly would inline the format regex into every field that uses it (Spark does not
       deduplicate expressions inside CASE branches): that ran the regex ~10 times per line;
     * the quarantine reason is worked out only for lines that did not parse.
+
+    ``day`` (``YYYY-MM-DD``, the partition's day) dates lines whose timestamp format has no year
+    or no date (:func:`timestamp_expression`); without it, today's date (UTC) is used.
     """
     from pyspark.sql import functions as F
 
@@ -259,11 +262,11 @@ def classify_lines(lines: "DataFrame", source: SourceConfig) -> "DataFrame":
     stage = stage.select(
         *keep, "_line", "encoding_repaired",
         matched.alias("_matched"),
-        F.try_to_timestamp(part("<timestamp>"), F.lit(source.timestamp_format)).alias("_ts"),
+        timestamp_expression(part("<timestamp>"), source, day).alias("_ts"),
         F.upper(F.trim(part(source.level_field))).alias("_level"),
         F.trim(part(source.component_field)).alias("_component"),
         part(source.message_field).alias("_message"),
-        F.trim(part(source.session_key_field)).alias("_key"),
+        session_key_expression([F.trim(part(k)) for k in source.session_key_fields]).alias("_key"),
         line_label.alias("_line_label"),
     )
     # 4. the verdict, the mask and the session (each from the named fields above). A line that
@@ -312,17 +315,81 @@ def mask_expression(message, source: SourceConfig):
     return masked
 
 
+def session_key_expression(keys: list):
+    """The session key from the trimmed key fields: the field itself for one key field, the fields
+    joined by ``|`` for several (null when all are empty), null for window-only sessions."""
+    from pyspark.sql import functions as F
+
+    if not keys:
+        return F.lit(None).cast("string")
+    if len(keys) == 1:
+        return keys[0]
+    return F.when(F.concat(*keys) != "", F.concat_ws("|", *keys))
+
+
 def session_id_expression(message, ts, key, source: SourceConfig):
     """The session a line belongs to: the first match of ``id_regex`` in the message, or
-    ``<key>@<window start>`` (``key``: the trimmed key field) for sources sessioned by a key and a
-    time window."""
+    ``<key>@<window start>`` (``key``: :func:`session_key_expression`; lines with an empty key
+    belong to no session) for sources sessioned by key field(s) and a time window, or
+    ``<window start>`` (``yyyy-MM-ddTHH:mm``, UTC) for sources sessioned by the time window alone."""
     from pyspark.sql import functions as F
 
     if source.session_id_regex:
         return F.regexp_extract(message, source.session_id_regex, 0)
     seconds = source.session_window_minutes * 60
-    window_start = F.timestamp_seconds(F.floor(F.unix_seconds(ts) / seconds) * seconds)
-    return F.when(key != "", F.concat(key, F.lit("@"), F.date_format(window_start, "yyyy-MM-dd'T'HH:mm")))
+    window_start = F.date_format(
+        F.timestamp_seconds(F.floor(F.unix_seconds(ts) / seconds) * seconds), "yyyy-MM-dd'T'HH:mm")
+    if not source.session_key_fields:
+        return window_start
+    return F.when(key != "", F.concat(key, F.lit("@"), window_start))
+
+
+def timestamp_expression(text, source: SourceConfig, day: str | None = None):
+    """Parse a line's timestamp text (its fields joined by one space) per the source's
+    ``timestamp:`` spec (:class:`nightshift.logformat.TimestampFormat`); null when it does not
+    parse. One ``try_to_timestamp`` per line; the rewrites a spec needs (weekday removal, unpadded
+    milliseconds, the year or date from ``day``, the zone) are added only for sources that need them.
+
+    Year-less formats take the year of ``day``; a line dated December in a January partition
+    belongs to the previous year, a line dated January in a December partition to the next.
+    Session time zone is UTC (``nightshift.spark``): text in UTC needs no conversion.
+    """
+    import datetime as _dt
+
+    from pyspark.sql import functions as F
+
+    spec = source.timestamp
+    if spec.kind in ("epoch_s", "epoch_ms"):
+        value = F.trim(text).try_cast("decimal(38,6)")
+        if spec.kind == "epoch_ms":
+            value = F.try_divide(value, F.lit(1000))
+        # CASE is lazy: out-of-range numbers never reach timestamp_seconds (which throws under ANSI)
+        return F.when((value >= 0) & (value < F.lit(253402300800)), F.timestamp_seconds(value))
+    if spec.weekday:
+        text = F.regexp_replace(text, spec.weekday_regex(), "")
+    if spec.millis_separator:
+        sep = spec.millis_separator
+        millis = F.substring_index(text, sep, -1)
+        head = F.substring(text, F.lit(1), F.length(text) - F.length(millis) - 1)
+        text = F.when(F.length(millis).between(1, 3) & F.contains(text, F.lit(sep)),
+                      F.concat(head, F.lit(sep), F.lpad(millis, 3, "0")))
+    the_day = _dt.date.fromisoformat(day) if day else _dt.datetime.now(_dt.timezone.utc).date()
+    if spec.date_from_day == "year":
+        text = F.concat(text, F.lit(f" {the_day.year:04d}"))
+    elif spec.date_from_day == "date":
+        text = F.concat(text, F.lit(f" {the_day.isoformat()}"))
+    if spec.append_zone:
+        text = F.concat(text, F.lit(f" {spec.timezone}"))
+    ts = F.try_to_timestamp(text, F.lit(spec.spark_pattern))
+    if spec.date_from_day == "year" and the_day.month in (1, 12):
+        # rollover on the wall-clock month; with a zone appended the instant's UTC month can differ
+        # from the text's by a few hours at the turn of the month, so compare in the source's zone
+        month = F.month(F.from_utc_timestamp(ts, spec.timezone) if spec.append_zone else ts)
+        if the_day.month == 1:
+            ts = F.when(month == 12, ts - F.expr("INTERVAL 1 YEAR")).otherwise(ts)
+        else:
+            ts = F.when(month == 1, ts + F.expr("INTERVAL 1 YEAR")).otherwise(ts)
+    return ts
 
 
 def attach_template_ids(frame: "DataFrame", assignments: dict[str, int]) -> "DataFrame":
@@ -571,7 +638,7 @@ def stage_lines(lines: "DataFrame", source: SourceConfig, store, day: str, stage
     spark = lines.sparkSession
     out = Path(stage_dir) / "lines"
     input_lines, offsets = split_offsets(lines, expected_files)
-    classified = number_lines(classify_lines(lines, source), offsets).select(*WRITTEN_COLUMNS)
+    classified = number_lines(classify_lines(lines, source, day), offsets).select(*WRITTEN_COLUMNS)
     status = F.when(F.col("reason").isNull(), F.lit("parsed")).otherwise(F.lit("quarantined"))
     classified.withColumn("status", status).write.mode("overwrite").partitionBy("status").parquet(str(out))
     written = {name: out / f"status={name}" for name in ("parsed", "quarantined")}

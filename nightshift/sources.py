@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from nightshift.logformat import LogFormat
+from nightshift.logformat import LogFormat, TimestampFormat, compile_timestamp_format
 from nightshift.regexopt import backtracking_risk, with_first_char_guard
 
 
@@ -56,6 +56,13 @@ class SourceConfig:
     miner: str = "drain"                      # template miner: drain | brain (nightshift.templates.MINERS)
     labelled: bool = True                     # False for `labels: none`: label-free detectors only
     miner_params: dict[str, Any] = field(default_factory=dict)   # the ``brain:`` block for miner: brain
+    timestamp_timezone: str = "UTC"           # the zone of the text's wall-clock time (timestamp.timezone)
+    session_key_fields: tuple[str, ...] = ()  # session.key_field / key_fields (empty: window only or id_regex)
+
+    @property
+    def timestamp(self) -> TimestampFormat:
+        """The timestamp spec compiled for Spark (checked when the source loaded)."""
+        return compile_timestamp_format(self.timestamp_format, self.timestamp_timezone)
 
     def mask_passes(self) -> list[tuple[str, str]]:
         """The masks as ``(regex, replacement)`` passes, in order.
@@ -76,7 +83,7 @@ class SourceConfig:
     def used_fields(self) -> list[str]:
         """The format fields the pipeline reads, message last (the rest of a line's fields are
         not extracted: parsed lines point back to the raw file by file name and line number)."""
-        wanted = [*self.timestamp_fields, self.level_field, self.component_field, self.session_key_field,
+        wanted = [*self.timestamp_fields, self.level_field, self.component_field, *self.session_key_fields,
                   self.label_field]
         used = [f for f in self.log_format.fields if f in wanted and f != self.message_field]
         return [*used, self.message_field]
@@ -136,6 +143,15 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
     ts_fields = tuple(ts.get("fields") or ())
     if not ts_fields or "format" not in ts:
         raise SourceConfigError(f"{where}: timestamp needs 'fields' (a list) and 'format'")
+    unknown = sorted(set(ts) - {"fields", "format", "timezone"})
+    if unknown:
+        raise SourceConfigError(f"{where}: timestamp: unknown keys {unknown} (known: fields, format, timezone)")
+    ts_timezone = ts.get("timezone", "UTC")
+    try:
+        compile_timestamp_format(ts["format"], ts_timezone)
+    except ValueError as exc:
+        key = "timestamp.timezone" if "timezone" in str(exc) else "timestamp.format"
+        raise SourceConfigError(f"{where}: {key}: {exc}") from exc
     referenced = [message_field, *ts_fields, raw.get("level_field"), raw.get("component_field")]
     for ref in referenced:
         if ref is not None and ref not in log_format.fields:
@@ -148,17 +164,33 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
         _check_regex(m["regex"], f"{where}: masks[{i}] (mask {mask_name!r})")
         masks.append(Mask(name=mask_name, regex=m["regex"], replacement=str(m.get("replacement", "<*>"))))
     session = need("session", dict)
-    id_regex, key_field, window = session.get("id_regex"), session.get("key_field"), session.get("window_minutes")
-    if (id_regex is None) == (key_field is None):
+    id_regex, window = session.get("id_regex"), session.get("window_minutes")
+    key_field, key_fields = session.get("key_field"), session.get("key_fields")
+    unknown = sorted(set(session) - {"id_regex", "window_minutes", "key_field", "key_fields"})
+    if unknown:
+        raise SourceConfigError(f"{where}: session: unknown keys {unknown} (known: id_regex, window_minutes, key_field, key_fields)")
+    if (id_regex is None) == (window is None):
         raise SourceConfigError(
-            f"{where}: session needs either 'id_regex' (id found in the message) or 'key_field' + 'window_minutes'"
+            f"{where}: session needs either 'id_regex' (id found in the message) or 'window_minutes' "
+            "(a time window, optionally per 'key_field' or 'key_fields')"
         )
+    if key_field is not None and key_fields is not None:
+        raise SourceConfigError(f"{where}: session: give 'key_field' or 'key_fields', not both")
+    if key_fields is not None and (not isinstance(key_fields, list) or not key_fields
+                                   or not all(isinstance(k, str) for k in key_fields)
+                                   or len(set(key_fields)) != len(key_fields)):
+        raise SourceConfigError(f"{where}: session.key_fields must be a non-empty list of distinct field names, got {key_fields!r}")
+    keys = tuple(key_fields) if key_fields is not None else ((key_field,) if key_field is not None else ())
     if id_regex is not None:
+        if keys:
+            raise SourceConfigError(f"{where}: session: 'id_regex' takes no 'key_field'/'key_fields' (those go with 'window_minutes')")
         _check_regex(id_regex, f"{where}: session.id_regex")
     else:
-        if key_field not in log_format.fields:
-            raise SourceConfigError(f"{where}: session.key_field {key_field!r} is not in log_format fields {list(log_format.fields)}")
-        if not isinstance(window, int) or not 1 <= window <= 24 * 60:
+        for key in keys:
+            if key not in log_format.fields:
+                name = "key_field" if key_fields is None else "key_fields"
+                raise SourceConfigError(f"{where}: session.{name} {key!r} is not in log_format fields {list(log_format.fields)}")
+        if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 24 * 60:
             raise SourceConfigError(f"{where}: session.window_minutes must be an integer between 1 and 1440, got {window!r}")
     # `labels: none`: the source never gets labels; it is served by label-free detectors only
     labelled = raw.get("labels") != "none"
@@ -190,12 +222,14 @@ def parse_source(raw: Any, path: Path | None = None) -> SourceConfig:
         message_field=message_field,
         timestamp_fields=ts_fields,
         timestamp_format=str(ts["format"]),
+        timestamp_timezone=ts_timezone,
         level_field=raw.get("level_field"),
         component_field=raw.get("component_field"),
         masks=tuple(masks),
         session_id_regex=id_regex,
-        session_key_field=key_field,
-        session_window_minutes=window if key_field else None,
+        session_key_field=keys[0] if len(keys) == 1 else None,
+        session_key_fields=keys,
+        session_window_minutes=window if id_regex is None else None,
         label_field=labels.get("field"),
         label_normal_values=tuple(str(v) for v in labels.get("normal_values", ["-"])),
         labelled=labelled,

@@ -39,6 +39,15 @@ def test_unknown_source_names_the_known_ones(tmp_path):
         (lambda r: r["timestamp"].pop("format"), "timestamp needs"),
         (lambda r: r["validation"].update(labels={"max_bad_row_share": 2}), "max_bad_row_share must be a number"),
         (lambda r: r["masks"].append({"name": "evil", "regex": r"(a+)+$"}), "mask 'evil'.*refused"),
+        (lambda r: r["timestamp"].update(format="YYMMdd HHmmss"), r"timestamp\.format: pattern letter 'Y'"),
+        (lambda r: r["timestamp"].update(format="epoch_ns"), r"timestamp\.format: unknown format keyword"),
+        (lambda r: r["timestamp"].update(timezone="Nowhere/City"), r"timestamp\.timezone: unknown timezone"),
+        (lambda r: r.update(session={"key_field": "Pid", "key_fields": ["Pid"], "window_minutes": 5}), "not both"),
+        (lambda r: r.update(session={"key_fields": ["Pid", "Node"], "window_minutes": 5}), "key_fields 'Node' is not"),
+        (lambda r: r.update(session={"key_fields": [], "window_minutes": 5}), "key_fields must be a non-empty list"),
+        (lambda r: r["session"].update(key_field="Pid"), "'id_regex' takes no 'key_field'"),
+        (lambda r: r.update(session={"window_minutes": True}), "window_minutes must be"),
+        (lambda r: r.update(session={"window": 5}), "unknown keys"),
     ],
 )
 def test_invalid_source_configs_fail_clearly(change, message):
@@ -69,3 +78,20 @@ def test_try_source_prints_the_quarantine_bound_and_says_when_it_is_exceeded():
     hdfs = load_source("hdfs", PROJECT_ROOT / "sources")     # max_quarantine_rate 0.05
     assert "bound 5.00%" in quarantine_verdict(hdfs, 100, 3) and "within the bound" in quarantine_verdict(hdfs, 100, 3)
     assert "EXCEEDS the bound" in quarantine_verdict(hdfs, 2000, 667)
+
+
+def test_sessions_by_window_alone_or_by_several_key_fields_and_the_timestamp_options_load():
+    raw = _raw()
+    raw["session"] = {"window_minutes": 15}
+    raw["timestamp"] = {"fields": ["Date", "Time"], "format": "yyMMdd HHmmss", "timezone": "Europe/Berlin"}
+    source = parse_source(raw)
+    assert (source.session_window_minutes, source.session_key_fields, source.session_key_field) == (15, (), None)
+    assert source.timestamp_timezone == "Europe/Berlin" and source.timestamp.spark_pattern == "yyMMdd HHmmss VV"
+    raw["session"] = {"key_fields": ["Pid", "Component"], "window_minutes": 15}
+    raw["timestamp"] = {"fields": ["Date"], "format": "epoch_ms"}
+    source = parse_source(raw)
+    assert source.session_key_fields == ("Pid", "Component") and source.session_key_field is None
+    assert source.timestamp.kind == "epoch_ms" and source.timestamp_timezone == "UTC"
+    assert {"Pid", "Component"} <= set(source.used_fields())
+    raw["session"] = {"key_field": "Pid", "window_minutes": 15}        # the single-key spelling still works
+    assert parse_source(raw).session_key_fields == ("Pid",) and parse_source(raw).session_key_field == "Pid"
