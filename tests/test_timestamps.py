@@ -181,3 +181,17 @@ def test_sessions_by_several_key_fields(spark, lake):
     sessions = {r.message: r.session_id for r in read_parsed_lines(spark, lake.parsed_dir("keys", "2026-11-01")).collect()}
     assert sessions == {"a": "h1|12@2026-11-01T10:00", "b": "h1|12@2026-11-01T10:00",
                         "c": "h1|13@2026-11-01T10:00", "d": "h2|12@2026-11-01T11:00"}
+
+
+def test_sources_that_need_no_rewrite_pay_one_try_to_timestamp_per_line(spark, hdfs_source):
+    """The shipped sources' timestamp is a single try_to_timestamp; rewrites appear only when needed."""
+    from pyspark.sql import functions as F
+
+    from nightshift.ingest import timestamp_expression
+
+    plain = str(timestamp_expression(F.col("t"), hdfs_source, "2026-11-01"))
+    assert "try_to_timestamp" in plain and not any(x in plain for x in ("regexp", "concat", "lpad", "CASE"))
+    weekday = str(timestamp_expression(F.col("t"), _source("EEE MMM dd HH:mm:ss yyyy"), "2026-11-01"))
+    assert weekday.count("regexp_replace") == 1 and "concat" not in weekday
+    syslog = str(timestamp_expression(F.col("t"), _source("MMM d HH:mm:ss"), "2026-06-01"))
+    assert "regexp" not in syslog and "CASE" not in syslog          # no rollover outside Dec/Jan
