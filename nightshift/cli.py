@@ -39,14 +39,19 @@ def quarantine_verdict(source, lines: int, quarantined: int) -> str:
     return f"quarantine rate {rate:.2%}, bound {float(bound):.2%} (validation.parsed_lines.max_quarantine_rate): {verdict}"
 
 
-def try_source(spark, source, log_file: Path, output: Path | None, show: int, out=sys.stdout) -> dict:
-    """Parse ``log_file`` with ``source``; write per-line results to ``output`` (CSV) if given.
+def try_source(spark, source, log_file: Path, output: Path | None, show: int, out=sys.stdout,
+               day: str | None = None) -> dict:
+    """Parse ``log_file`` with ``source`` as the lines of ``day`` (default: today, UTC; it dates
+    year-less and date-less timestamps); write per-line results to ``output`` (CSV) if given.
 
     Returns counts: ``lines``, ``parsed``, ``quarantined``, ``reasons``, ``templates``.
     """
     from pyspark.sql import functions as F
 
+    import datetime as dt
+
     from nightshift.ingest import drain_params, ingest_lines, read_parsed_lines, read_raw_lines
+    from nightshift.lake import check_day
     from nightshift.templates import TemplateStore
 
     if not log_file.is_file():
@@ -54,7 +59,8 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
     with tempfile.TemporaryDirectory(prefix="nightshift-try-") as tmp:
         store = TemplateStore.load(Path(tmp) / "store.json", **drain_params(source))
         lines = read_raw_lines(spark, [str(log_file.resolve())])
-        ingest_lines(lines, source, store, "1970-01-01", Path(tmp) / "parsed", Path(tmp) / "quarantine",
+        day = check_day(day) if day else dt.datetime.now(dt.timezone.utc).date().isoformat()
+        ingest_lines(lines, source, store, day, Path(tmp) / "parsed", Path(tmp) / "quarantine",
                      Path(tmp) / "scratch")
         parsed = read_parsed_lines(spark, Path(tmp) / "parsed")
         quarantine = spark.read.parquet(str(Path(tmp) / "quarantine"))
@@ -99,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p_try.add_argument("log_file", type=Path, help="a log file (.gz is decompressed)")
     p_try.add_argument("--output", type=Path, help="write every line's result to this CSV file")
     p_try.add_argument("--show", type=int, default=20, help="lines to print (default 20)")
+    p_try.add_argument("--day", help="the day the lines belong to, YYYY-MM-DD (default: today, UTC): dates "
+                                     "timestamps without a year or date")
     p_log = sub.add_parser("promotions", help="list every move of the champion alias (the promotion log)")
     p_log.add_argument("--source", required=True)
     p_log.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     source = _load_source(args.source)
     spark = get_spark("nightshift-try-source")
     try:
-        try_source(spark, source, args.log_file, args.output, args.show)
+        try_source(spark, source, args.log_file, args.output, args.show, day=args.day)
     finally:
         spark.stop()
     return 0
