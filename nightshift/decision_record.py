@@ -126,7 +126,7 @@ def rule_rows(record: dict[str, Any]) -> str:
         ["superior", f"lower {b['lower']:+.3f} > margin {policy['margin']}", yes(b["lower"] > policy["margin"])],
         ["non-inferior", f"lower {b['lower']:+.3f} > -delta {-delta:+.3f}"
                          + ("" if rule == "non_inferior" else " (not used: rule strict)"), yes(b["lower"] > -delta)],
-        ["better point estimate", f"observed {b['observed']:+.3f} > 0", yes(b["observed"] > 0)],
+        ["better point estimate", f"observed {b['observed']:+.4f} > 0", yes(b["observed"] > 0)],
         ["stale champion", (st["detail"] if st else "not judged") + ("" if rule == "non_inferior" else " (not used: rule strict)"),
          yes(bool(st and st["stale"]))],
         [f"rule `{rule}`", "strict: superior" if rule == "strict" else
