@@ -37,16 +37,16 @@ from airflow.sdk import Param, dag, task
 )
 def nightshift_rollback():
     @task
-    def roll_back_champion(params=None, run_id=None) -> dict:
-        """Move champion back and record it in the promotion log."""
+    def roll_back_champion(params=None, run_id=None, dag_run=None) -> dict:
+        """Move champion back and record it in the promotion log, as the user who triggered the run."""
+        from nightshift.context import TaskContext
         from nightshift.rollback import rollback
-        from nightshift.settings import load_settings
-        from nightshift.training import load_training_config
 
-        settings = load_settings()
-        model_name = load_training_config(settings.config_dir).model_name(params["source"])
-        return rollback(settings, model_name, to_version=params.get("to_version"), force=bool(params["force"]),
-                        decided_by=f"airflow:{run_id}", reason=params["reason"])
+        ctx = TaskContext.load()
+        user = getattr(dag_run, "triggering_user_name", None)
+        decided_by = f"airflow-user:{user} ({run_id})" if user else f"airflow:{run_id}"
+        return rollback(ctx.settings, ctx.model_name(params["source"]), to_version=params.get("to_version"),
+                        force=bool(params["force"]), decided_by=decided_by, reason=params["reason"])
 
     roll_back_champion()
 

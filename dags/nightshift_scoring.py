@@ -76,16 +76,13 @@ def nightshift_scoring():
     def watch_champion(targets: list[list[str]]) -> list[dict]:
         """Realized precision/recall of the champion where labels have arrived; alert (and roll
         back, if configured) after K bad days in a row. Returns the retraining requests."""
-        from nightshift.gate import load_policy
+        from nightshift.context import TaskContext
         from nightshift.monitoring import watch_champion as watch
-        from nightshift.settings import load_settings
-        from nightshift.training import load_training_config
 
-        settings = load_settings()
-        config, policy = load_training_config(settings.config_dir), load_policy(settings.config_dir)
+        ctx = TaskContext.load()
         requests = []
         for _, source, _, day in targets:
-            report = watch(settings, config.model_name(source), source, day, policy)
+            report = watch(ctx.settings, ctx.model_name(source), source, day, ctx.policy)
             if report["retrain"]:
                 requests.append({"source": source, "day": day})
         return requests
