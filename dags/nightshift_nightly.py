@@ -103,23 +103,19 @@ def nightshift_nightly():
         run (recording why) when there is not enough validated labelled data."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from nightshift.gate import load_policy
-        from nightshift.lake import Lake
-        from nightshift.promotion import record_skip
-        from nightshift.settings import load_settings
-        from nightshift.training import load_training_config, plan_training as make_plan
-
-        settings = load_settings()
-        config = load_training_config(settings.config_dir)
+        from nightshift.context import TaskContext
         from nightshift.modeling import DETECTOR_KINDS
+        from nightshift.promotion import record_skip
         from nightshift.sources import load_source
+        from nightshift.training import plan_training as make_plan
 
-        holdout_days = load_policy(settings.config_dir).holdout_days
+        ctx = TaskContext.load()
+        config = ctx.training
         # a source declared `labels: none` trains the label-free detectors only
-        labelled = load_source(params["source"], settings.sources_dir).labelled
-        plan = make_plan(Lake(settings.data_root), params["source"], day, config, holdout_days, labelled=labelled)
+        labelled = load_source(params["source"], ctx.settings.sources_dir).labelled
+        plan = make_plan(ctx.lake, params["source"], day, config, ctx.policy.holdout_days, labelled=labelled)
         if plan.skip_reason:
-            record_skip(settings, params["source"], day, plan.skip_reason, plan.to_dict())
+            record_skip(ctx.settings, params["source"], day, plan.skip_reason, plan.to_dict())
             raise AirflowSkipException(plan.skip_reason)
         return [{"plan": plan.to_dict(), "candidate": c["name"]} for c in config.candidates
                 if labelled or c["kind"] in DETECTOR_KINDS]
@@ -129,29 +125,27 @@ def nightshift_nightly():
         """Train one candidate and log it to MLflow."""
         from airflow.sdk import get_current_context
 
-        from nightshift.settings import load_settings
-        from nightshift.training import TrainingPlan, load_training_config, train_candidate as train
+        from nightshift.context import TaskContext
+        from nightshift.training import TrainingPlan, train_candidate as train
 
         get_current_context()["candidate"] = job["candidate"]
-        settings = load_settings()
-        config = load_training_config(settings.config_dir)
-        return train(settings, config, TrainingPlan.from_dict(job["plan"]), job["candidate"])
+        ctx = TaskContext.load()
+        return train(ctx.settings, ctx.training, TrainingPlan.from_dict(job["plan"]), job["candidate"])
 
     @task(retries=2, retry_delay=timedelta(minutes=1))
     def evaluate_candidates(jobs: list[dict], results: list[dict], params=None, run_id=None) -> dict:
         """Run the promotion gate for the best candidate against the champion; register it (once per
         run: a retry or re-run reuses the version); decide. Fails (and is retried) when the registry
         is unreachable, rather than judging as if there were no champion."""
-        from nightshift.gate import load_policy
+        from nightshift.context import TaskContext
         from nightshift.promotion import evaluate_candidates as evaluate
-        from nightshift.settings import load_settings
-        from nightshift.training import TrainingPlan, load_training_config
+        from nightshift.training import TrainingPlan
 
-        settings = load_settings()
-        config, policy = load_training_config(settings.config_dir), load_policy(settings.config_dir)
-        mode = "dry_run" if params["dry_run"] else (params.get("mode") or policy.mode)
+        ctx = TaskContext.load()
+        mode = "dry_run" if params["dry_run"] else (params.get("mode") or ctx.policy.mode)
         plan = TrainingPlan.from_dict(jobs[0]["plan"])
-        return evaluate(settings, config, policy, plan, list(results), mode, decided_by=f"airflow:{run_id}")
+        return evaluate(ctx.settings, ctx.training, ctx.policy, plan, list(results), mode,
+                        decided_by=f"airflow:{run_id}")
 
     @task.branch
     def route_decision(record: dict) -> str:
