@@ -41,9 +41,9 @@ def day_row(lake: Lake, source: str, day: str) -> dict[str, str]:
         if decision["decision"] == "skipped":
             row["decision"] = f"skipped: {decision['reason']}"
         else:
-            row["candidates"] = " ".join(f"{name}={m['f1']:.3f}" for name, m in decision["candidates"].items())
+            row["candidates"] = " ".join(f"{name}={_f1(m)}" for name, m in decision["candidates"].items())
             champ = decision.get("champion_metrics")
-            row["champion_f1"] = f"{champ['f1']:.3f} (v{decision['champion_before']})" if champ else "none"
+            row["champion_f1"] = f"{_f1(champ)} (v{decision['champion_before']})" if champ else "none"
             dry = " (dry run)" if decision.get("dry_run") else ""
             row["decision"] = f"{decision['decision']}{dry}: {decision['reason']}"
             row["champion_after"] = f"v{decision['champion_after']}" if decision.get("champion_after") else "none"
@@ -72,3 +72,9 @@ def summarize(lake: Lake, source: str, days: list[str]) -> str:
     records = [f"  {r['day']}: {r['record']}" for r in rows if r["record"]]
     return render_table(rows) + ("\n\nDecision records (Markdown, with confusion matrix and PR curve):\n" + "\n".join(records)
                                  if records else "")
+
+
+def _f1(metrics: dict | None) -> str:
+    """F1 to three decimals, or "n/a" where there is none (sources without labels)."""
+    value = (metrics or {}).get("f1")
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
