@@ -16,7 +16,6 @@ DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
 
 
 def test_bgl_runs_through_the_nightly_dag(tmp_path, spark):
-    import mlflow
     from mlflow import MlflowClient
 
     data_root = tmp_path / "data"
@@ -40,6 +39,6 @@ def test_bgl_runs_through_the_nightly_dag(tmp_path, spark):
     assert lake.read_report("bgl", DAYS[0], "decision")["decision"] == "skipped"
     decision = lake.read_report("bgl", DAYS[1], "decision")
     assert decision["decision"] == "promoted", decision["reason"]
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    champion = MlflowClient().get_model_version_by_alias("log_anomaly_bgl", "champion")
+    uri = env["MLFLOW_TRACKING_URI"]
+    champion = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("log_anomaly_bgl", "champion")
     assert str(champion.version) == str(decision["champion_after"])

@@ -102,8 +102,10 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     assert set(second["candidates"]) == {"baseline_logreg", "decision_tree", "random_forest", "gradient_boosting",
                                          "pca_detector", "isolation_forest"}
 
-    mlflow.set_tracking_uri(pipeline_run["env"]["MLFLOW_TRACKING_URI"])
-    client = MlflowClient()
+    uri = pipeline_run["env"]["MLFLOW_TRACKING_URI"]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)      # earlier tests may have left MLflow's global registry URI elsewhere
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     runs = mlflow.search_runs(experiment_names=["nightshift-hdfs"], output_format="list",
                               filter_string=f"tags.`nightshift.day` = '{DAYS[1]}'")
     assert len(runs) == 6 and {r.data.tags["nightshift.candidate"] for r in runs} == set(second["candidates"])
@@ -160,6 +162,6 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
     # the rollback is recorded as the user who triggered it (`airflow dags test` runs as dag_test)
     assert entries[-1]["decided_by"].startswith("airflow-user:dag_test") and entries[-1]["reason"] == "e2e: undo"
 
-    mlflow.set_tracking_uri(pipeline_run["env"]["MLFLOW_TRACKING_URI"])
-    champion = MlflowClient().get_model_version_by_alias("log_anomaly_hdfs", "champion")
+    uri = pipeline_run["env"]["MLFLOW_TRACKING_URI"]
+    champion = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("log_anomaly_hdfs", "champion")
     assert str(champion.version) == chain[-2]                                  # rolled back one step
