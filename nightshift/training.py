@@ -342,7 +342,7 @@ def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candid
     log.info("candidate %s, holdout %s: %s", candidate_name, ",".join(plan.holdout_days), metrics)
     return {"candidate": candidate_name, "run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics,
             "kind": kind, "supervised": supervised, "params": params, "threshold": threshold,
-            "seconds": {k: round(v, 2) for k, v in timing.items()}}
+            "seconds": {k: round(v, 3) for k, v in timing.items()}}
 
 
 def _train_detector_without_labels(settings, config: TrainingConfig, plan: TrainingPlan, candidate: dict[str, Any]) -> dict[str, Any]:
@@ -387,4 +387,4 @@ def _train_detector_without_labels(settings, config: TrainingConfig, plan: Train
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"])
     return {"candidate": name, "run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics, "kind": kind,
             "supervised": False, "params": params, "threshold": None, "flag_rates": rates,
-            "seconds": {"train_seconds": round(seconds, 2), "tuning_seconds": 0.0, "fit_seconds": round(seconds, 2)}}
+            "seconds": {"train_seconds": round(seconds, 3), "tuning_seconds": 0.0, "fit_seconds": round(seconds, 3)}}

@@ -95,7 +95,8 @@ def test_tuning_and_threshold_never_see_the_holdout(env, monkeypatch):
         fits = len(seen)
         assert fits >= (4 if name != "pca_detector" else 1), (name, fits)   # search + out-of-fold + final
         assert all(MARKER not in rows for rows in seen), name
-        assert result["seconds"]["train_seconds"] > 0
+        # reported to the millisecond: a label-free detector on 300 sessions can fit in under one
+        assert result["seconds"]["train_seconds"] > 0 if name != "pca_detector" else result["seconds"]["train_seconds"] >= 0
     assert result["metrics"]["sessions"] == 300        # the holdout was scored, only scored
 
 
