@@ -166,16 +166,29 @@ def render_images(out_dir: Path, y, challenger_scores, champion_scores=None) -> 
     return paths
 
 
-def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, champion_scores=None) -> dict[str, str]:
-    """Write the record to the lake and log it to the challenger's run; returns both locations."""
-    from nightshift import registry
+def _write_markdown(settings, record: dict[str, Any]):
+    """Render ``decision.md`` into the day's ``decision_record/`` (atomically: a reader never sees
+    half a page); returns that directory."""
+    import os
+    import tempfile
 
     lake = Lake(settings.data_root)
     out_dir = lake.reports_dir(record["source"], record["day"]) / "decision_record"
     out_dir.mkdir(parents=True, exist_ok=True)
     validation = {s: lake.read_report(record["source"], record["day"], f"validation_{s}")
                   for s in ("parsed_lines", "session_features")}
-    (out_dir / "decision.md").write_text(render_markdown(record, validation))
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".decision.md.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(render_markdown(record, validation))
+    os.replace(tmp, out_dir / "decision.md")
+    return out_dir
+
+
+def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, champion_scores=None) -> dict[str, str]:
+    """Write the record to the lake and log it to the challenger's run; returns both locations."""
+    from nightshift import registry
+
+    out_dir = _write_markdown(settings, record)
     if y is not None:          # a source without labels has no confusion matrix or PR curve
         render_images(out_dir, y, challenger_scores, champion_scores)
     registry.call(settings, "log the decision record", registry.client(settings).log_artifacts,
@@ -188,11 +201,6 @@ def update_markdown(settings, record: dict[str, Any]) -> None:
     refusal) in the lake and on the run; the images stay as they are."""
     from nightshift import registry
 
-    lake = Lake(settings.data_root)
-    out_dir = lake.reports_dir(record["source"], record["day"]) / "decision_record"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    validation = {s: lake.read_report(record["source"], record["day"], f"validation_{s}")
-                  for s in ("parsed_lines", "session_features")}
-    (out_dir / "decision.md").write_text(render_markdown(record, validation))
+    out_dir = _write_markdown(settings, record)
     registry.call(settings, "log the decision record", registry.client(settings).log_artifact,
                    record["best_run_id"], str(out_dir / "decision.md"), "decision_record")
