@@ -5,7 +5,7 @@ For each size (default 1M and 4M lines) this
 1. generates one HDFS day of about that many lines with ``nightshift_datagen.hdfs`` into its own lake
    under ``--out`` (``lake-1m``, ``lake-4m``, ...), reusing it when a marker says it was generated
    with the same scenario;
-2. runs ``jobs/ingest.py --with-features`` (what the nightly DAG's ``ingest_and_build_features``
+2. runs ``jobs/ingest.py --with-features`` (what the nightly DAG's ``ingest_and_validate``
    task runs: one Spark application) with ``spark-submit --master local[2] --driver-memory 2g`` in
    the pipeline's local environment (``nightshift.localenv``), timing the process, reading the
    time of each step (ingest, features) from its log, and polling the process tree every 0.2 s for
@@ -309,7 +309,7 @@ def spark_submit_cmd(job: str, day: str, driver_memory: str, *extra_args: str) -
     ]  # fmt: skip
 
 
-STEP_LINE = re.compile(r"nightshift\.jobs\.ingest: step (\w+): ([0-9.]+) s")
+STEP_LINE = re.compile(r"nightshift\.jobrunner: step (\w+): ([0-9.]+) s")
 
 
 def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str) -> dict[str, Any]:

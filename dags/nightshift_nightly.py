@@ -3,12 +3,12 @@
 
 Processes one day of one log source, end to end:
 
-`resolve_day` → `ingest_and_build_features` (one Spark application: parsed lines, quarantine,
-template ids, session features) → `validate_parsed_lines` (Great Expectations) →
-`validate_session_features` → `publish_features` (Asset event that triggers the scoring DAG) and
-`plan_training` →
+`resolve_day` → `ingest_and_validate` (one Spark application: parsed lines, quarantine, template
+ids, session features, then both Great Expectations suites) → `validate_parsed_lines` →
+`validate_session_features` (each reads its verdict and fails the run with the reasons) →
+`publish_features` (Asset event that triggers the scoring DAG) and `plan_training` →
 `train_candidate` (one mapped task per candidate, MLflow runs) → `evaluate_candidates` →
-`promote_champion` (MLflow registry aliases).
+`promote_champion` (MLflow registry aliases) → `report_night` (where the night's time went).
 
 * **Day**: the run's data interval start (a scheduled run at midnight processes the day that just
   ended); a manual trigger may set `day` instead.
@@ -29,6 +29,7 @@ import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from nightshift.assets import VALIDATED_FEATURES
 
@@ -91,6 +92,17 @@ def nightshift_nightly():
         if data_interval_start is None:
             raise ValueError("this run has no data interval: trigger it with the 'day' parameter (YYYY-MM-DD)")
         return data_interval_start.in_timezone("UTC").date().isoformat()
+
+    @task(task_id="validate_parsed_lines")
+    def validate_parsed_lines(day: str, params=None) -> dict:
+        """The parsed lines' Great Expectations verdict (run inside the Spark job): fails the run,
+        with the reasons as the headline, when it failed, is missing or describes other data."""
+        return _require_passed(params["source"], day, "parsed_lines")
+
+    @task(task_id="validate_session_features")
+    def validate_session_features(day: str, params=None) -> dict:
+        """The session features' verdict, checked the same way."""
+        return _require_passed(params["source"], day, "session_features")
 
     @task(outlets=[VALIDATED_FEATURES])
     def publish_features(day: str, params=None, outlet_events=None) -> None:
@@ -170,7 +182,6 @@ def nightshift_nightly():
         """Move the champion alias if the decision (or an operator's approval) says so; record it.
         Refused without retries when the champion changed since the evaluation (compare-and-swap)."""
         from airflow.sdk import get_current_context
-        from airflow.sdk.exceptions import AirflowFailException
 
         from nightshift.promotion import PENDING, apply_decision
         from nightshift.registry import ChampionChanged
@@ -185,20 +196,50 @@ def nightshift_nightly():
         except ChampionChanged as exc:
             raise AirflowFailException(str(exc)) from exc
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def report_night(day: str, params=None, dag_run=None, ti=None) -> dict:
+        """Write the night report: the run's wall time so far, split into Airflow, Spark start-up,
+        Spark work and training (runs whatever happened before it)."""
+        import datetime as dt
+
+        from nightshift.context import TaskContext
+        from nightshift.night import describe, night_report
+
+        ctx = TaskContext.load()
+        trained = ti.xcom_pull(task_ids="train_candidate", default=None) or []   # none when training skipped
+        trained = [trained] if isinstance(trained, dict) else [r for r in trained if isinstance(r, dict)]
+        report = night_report(ctx.lake, params["source"], day, dag_run.start_date, dt.datetime.now(dt.timezone.utc),
+                              trained, run_id=dag_run.run_id)
+        ctx.lake.write_report(params["source"], day, "night", report)
+        print(describe(report))
+        return report
+
     day = resolve_day()
-    # one Spark application parses the day and builds its features: a second spark-submit for
-    # features cost a JVM start-up and cold code (see jobs/ingest.py); both
-    # outputs are validated before anything trains on them
-    ingest = _spark_job("ingest_and_build_features", "ingest.py", "--with-features")
-    validate_parsed = _spark_job("validate_parsed_lines", "validate.py", "--suite", "parsed_lines")
-    validate_features = _spark_job("validate_session_features", "validate.py", "--suite", "session_features")
+    # one Spark application per night: ingest, features and both validations (a spark-submit
+    # costs a JVM start-up, 9-13 s on 2 cores; see jobs/ingest.py); the two validate_* tasks
+    # read the verdicts it wrote, so a failed validation fails the run with its reasons
+    spark_night = _spark_job("ingest_and_validate", "ingest.py", "--with-features", "--validate")
+    validated_parsed = validate_parsed_lines(day)
+    validated_features = validate_session_features(day)
     jobs = plan_training(day)
-    day >> ingest >> validate_parsed >> validate_features >> [publish_features(day), jobs]
+    day >> spark_night >> validated_parsed >> validated_features >> [publish_features(day), jobs]
     results = train_candidate.expand(job=jobs)
     record = evaluate_candidates(jobs, results)
     promoted = promote_champion(record)
     route_decision(record) >> [await_approval, promoted]
     await_approval >> promoted
+    promoted >> report_night(day)
+
+
+def _require_passed(source: str, day: str, suite: str) -> dict:
+    """``nightshift.validation.require_passed``, failing the task without retries on a failed suite."""
+    from nightshift.context import TaskContext
+    from nightshift.validation import ValidationFailed, require_passed
+
+    try:
+        return require_passed(TaskContext.load().lake, source, day, suite)
+    except ValidationFailed as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 nightshift_nightly()

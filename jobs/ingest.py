@@ -1,20 +1,25 @@
-"""Spark job: ingest one day of raw logs (parse, mask, template ids, quarantine), and with
-``--with-features`` also build the day's session features in the same Spark application.
+"""Spark job: one day of one source in one Spark application: ingest the raw log lines (parse,
+mask, template ids, quarantine); with ``--with-features`` build the day's session features; with
+``--validate`` also run both Great Expectations suites on what was just written.
 
-    spark-submit jobs/ingest.py --source hdfs --day 2026-11-01 [--with-features]
+    spark-submit jobs/ingest.py --source hdfs --day 2026-11-01 [--with-features [--validate]]
 
-The nightly DAG runs it with ``--with-features``: one JVM start-up and code already warmed by
-ingest, instead of a second spark-submit for features (``jobs/features.py``, still there to
-rebuild one day's features, e.g. after its labels arrived). `make bench` on 2 cores: 58.4 s for
-a 4M-line day as two processes, 38.9 s as one (see bench/README.md).
+The nightly DAG runs it with ``--with-features --validate``: one JVM start-up per night, with
+code already warmed by ingest, instead of one spark-submit per step (a JVM start-up costs
+9-13 s on 2 cores). The validation verdicts are written to the day's ``validation_*`` reports;
+the DAG's ``validate_*`` tasks read them and fail the run with the reasons. With ``--validate``
+the job's exit code is 0 when the data was processed, whatever the verdict (it prints the
+verdict); a failed ``parsed_lines`` suite stops before ``session_features`` is validated.
+``jobs/features.py`` and ``jobs/validate.py`` still run one step alone (e.g. to rebuild a day's
+features after its labels arrived, then re-validate them).
+
+The job writes a ``spark_job`` report with its timings: JVM start-up to a ready session, and
+each step (see ``nightshift.night``).
 """
 
 import logging
 import sys
-import time
 
-from nightshift.features import run_features
-from nightshift.ingest import run_ingest
 from nightshift.jobrunner import run_spark_job
 from nightshift.settings import load_settings
 
@@ -24,25 +29,41 @@ log = logging.getLogger("nightshift.jobs.ingest")
 def _args(parser):
     parser.add_argument("--with-features", action="store_true",
                         help="also build the day's session features (same Spark application)")
+    parser.add_argument("--validate", action="store_true",
+                        help="then validate parsed lines and session features (needs --with-features)")
 
 
-def _ingest(spark, lake, source, day, args):
+def _ingest(spark, lake, source, day, args, timer):
     """Parse one day of raw log lines into the parsed and quarantine partitions (and, with
-    --with-features, aggregate them into session features)."""
-    started = time.monotonic()
-    # finish any commit a crashed run left (ingest and features also do this for their day)
-    for journal in lake.recover(source.name, day):
-        log.warning("finished an interrupted commit: %s", journal)
-    run_ingest(spark, lake, source, day, settings=load_settings())   # settings: the lock backend
-    log.info("step ingest: %.1f s", time.monotonic() - started)
+    --with-features, aggregate them into session features; with --validate, validate both)."""
+    from nightshift.features import run_features
+    from nightshift.ingest import run_ingest
+    from nightshift.validation import run_validation
+
+    if args.validate and not args.with_features:
+        raise SystemExit("jobs/ingest.py: --validate needs --with-features (it validates the features too)")
+    settings = load_settings()
+    with timer.step("ingest"):
+        # finish any commit a crashed run left (ingest and features also do this for their day)
+        for journal in lake.recover(source.name, day):
+            log.warning("finished an interrupted commit: %s", journal)
+        run_ingest(spark, lake, source, day, settings=settings)   # settings: the lock backend
     if args.with_features:
-        started = time.monotonic()
-        run_features(spark, lake, source.name, day)
-        log.info("step features: %.1f s", time.monotonic() - started)
+        with timer.step("features"):
+            run_features(spark, lake, source.name, day)
+    if args.validate:
+        for suite in ("parsed_lines", "session_features"):
+            with timer.step(f"validate_{suite}"):
+                report = run_validation(spark, settings, lake, source, day, suite)
+            if not report["success"]:
+                print(f"VALIDATION FAILED ({suite}, {source.name} {day}):", *report["failures"], sep="\n  ")
+                break
+            print(f"validation passed ({suite}, {source.name} {day})")
+    return 0
 
 
 def main(argv=None) -> int:
-    return run_spark_job("ingest", argv, _ingest, extra_args=_args)
+    return run_spark_job("ingest", argv, _ingest, extra_args=_args, timed=True)
 
 
 if __name__ == "__main__":

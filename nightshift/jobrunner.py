@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+import time
 from typing import Callable
 
 from nightshift.lake import Lake, check_day
@@ -12,11 +15,68 @@ from nightshift.settings import load_settings
 from nightshift.sources import SourceConfig, SourceConfigError, load_source
 
 
-def run_spark_job(name: str, argv: list[str] | None, body: Callable, extra_args: Callable | None = None) -> int:
-    """Parse ``--source`` and ``--day``, build the session, call ``body(spark, lake, source, day, args)``.
+class JobTimer:
+    """Wall time of a Spark job, split into start-up (from the JVM's start, or the Python
+    process's when Python started the JVM, to a ready SparkSession) and named steps. Written as
+    the day's ``spark_<job>`` report, which the nightly report (``nightshift.night``) reads."""
+
+    def __init__(self, job: str):
+        self.job = job
+        self.started_at = _launch_time()
+        self.session_ready_at: float | None = None
+        self.steps: dict[str, float] = {}
+
+    def session_ready(self) -> None:
+        self.session_ready_at = time.time()
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps[name] = round(time.monotonic() - started, 3)
+            log.info("step %s: %.1f s", name, self.steps[name])
+
+    def report(self, exit_code: int) -> dict:
+        ended = time.time()
+        startup = (self.session_ready_at or ended) - self.started_at
+        return {
+            "job": self.job,
+            "exit_code": exit_code,
+            "started_at": self.started_at,
+            "ended_at": ended,
+            "wall_s": round(ended - self.started_at, 3),
+            "startup_s": round(startup, 3),
+            "steps_s": self.steps,
+            "work_s": round(sum(self.steps.values()), 3),
+        }
+
+
+def _launch_time() -> float:
+    """When this job was launched: under spark-submit the Python driver is a child of the
+    SparkSubmit JVM, which started first; run directly with ``python``, this process."""
+    import psutil
+
+    me = psutil.Process(os.getpid())
+    parent = me.parent()
+    if parent is not None and "java" in (parent.name() or "").lower():
+        return parent.create_time()
+    return me.create_time()
+
+
+log = logging.getLogger("nightshift.jobrunner")
+
+
+def run_spark_job(name: str, argv: list[str] | None, body: Callable, extra_args: Callable | None = None,
+                  timed: bool = False) -> int:
+    """Parse ``--source`` and ``--day``, build the session, call ``body(spark, lake, source, day, args)``
+    (with ``timed``, ``body(..., args, timer)``: a :class:`JobTimer` whose report is written as the
+    day's ``spark_<name>`` report).
 
     Returns the process exit code: 0 on success, 1 on a handled failure (the message is logged).
     """
+    timer = JobTimer(name) if timed else None
     parser = argparse.ArgumentParser(prog=f"jobs/{name}.py", description=body.__doc__)
     parser.add_argument("--source", required=True, help="source name: sources/<name>.yaml")
     parser.add_argument("--day", required=True, type=check_day, help="day partition, YYYY-MM-DD")
@@ -32,11 +92,21 @@ def run_spark_job(name: str, argv: list[str] | None, body: Callable, extra_args:
     from nightshift.spark import get_spark
 
     spark = get_spark(f"nightshift-{name}-{args.source}-{args.day}")
+    lake = Lake(settings.data_root)
+    code = 1
     try:
         check_java_regexes(spark, source)
-        return int(body(spark, Lake(settings.data_root), source, args.day, args) or 0)
+        if timer is None:
+            code = int(body(spark, lake, source, args.day, args) or 0)
+        else:
+            timer.session_ready()
+            log.info("spark start-up: %.1f s (JVM launch to a ready session)", timer.session_ready_at - timer.started_at)
+            code = int(body(spark, lake, source, args.day, args, timer) or 0)
+        return code
     finally:
         spark.stop()
+        if timer is not None:
+            lake.write_report(source.name, args.day, f"spark_{name}", timer.report(code))
 
 
 def source_regexes(source: SourceConfig) -> list[tuple[str, str]]:

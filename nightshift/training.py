@@ -236,6 +236,16 @@ def setup_mlflow(settings, experiment_name: str) -> str:
 
 
 def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candidate_name: str) -> dict[str, Any]:
+    """Train one candidate (see :func:`_train_candidate`); the result also carries ``window``, the
+    task's [start, end] in epoch seconds (loading, search, fit and MLflow logging), from which the
+    night report (``nightshift.night``) takes the training share of the night."""
+    started = time.time()
+    result = _train_candidate(settings, config, plan, candidate_name)
+    result["window"] = [round(started, 3), round(time.time(), 3)]
+    return result
+
+
+def _train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candidate_name: str) -> dict[str, Any]:
     """Train one candidate on the plan's days, evaluate on the holdout, log an MLflow run.
 
     Supervised kinds: a hyperparameter search within ``config.tuning`` (``nightshift.tuning``,

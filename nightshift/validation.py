@@ -176,3 +176,25 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     else:
         log.info("validation %s passed for %s %s (%s)", suite, source.name, day, json.dumps(checked))
     return report
+
+
+def require_passed(lake, source_name: str, day: str, suite: str) -> dict:
+    """The day's ``suite`` verdict, as the nightly DAG's ``validate_*`` tasks check it after the
+    Spark job wrote it: returns the report when the suite passed on the data as it is now;
+    raises :class:`ValidationFailed` (its first line is the reason) when it failed, was not run,
+    or describes other data than the day's partitions hold now (a stale report is never trusted)."""
+    report = lake.read_report(source_name, day, f"validation_{suite}")
+    if report is None:
+        raise ValidationFailed(f"{suite} was not validated for {source_name} {day}: no validation report "
+                               "(the Spark job stopped before it; see ingest_and_validate's log)")
+    current = data_fingerprint(lake, source_name, day, suite)
+    if report.get("data_fingerprint") != current:
+        raise ValidationFailed(f"the {suite} validation report of {source_name} {day} describes other data than "
+                               "the day holds now (rewritten since it was validated): re-run the day")
+    if not report["success"]:
+        failures = report.get("failures") or ["(no reason recorded)"]
+        raise ValidationFailed(f"{suite} validation failed for {source_name} {day}: {failures[0]}"
+                               + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+                               + "\n" + "\n".join(f"  {f}" for f in failures)
+                               + f"\nData Docs: {report.get('data_docs')}")
+    return report

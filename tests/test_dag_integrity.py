@@ -37,9 +37,12 @@ def test_every_dag_is_documented_and_single_run(dagbag):
 
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["nightshift_nightly"]
-    order = ["resolve_day", "ingest_and_build_features", "validate_parsed_lines", "validate_session_features",
-             "plan_training", "train_candidate", "evaluate_candidates", "route_decision", "promote_champion"]
+    order = ["resolve_day", "ingest_and_validate", "validate_parsed_lines", "validate_session_features",
+             "plan_training", "train_candidate", "evaluate_candidates", "route_decision", "promote_champion",
+             "report_night"]
     assert set(dag.task_ids) == set(order) | {"publish_features", "await_approval"}
+    # the night report is written whatever happened before it
+    assert dag.get_task("report_night").trigger_rule == "all_done"
     assert dag.get_task("await_approval").downstream_task_ids == {"promote_champion"}
     assert "publish_features" in dag.get_task("validate_session_features").downstream_task_ids
     for upstream, downstream in zip(order, order[1:]):
@@ -56,13 +59,12 @@ def test_spark_tasks_are_submitted_through_the_spark_connection(dagbag):
 
     dag = dagbag.dags["nightshift_nightly"]
     spark_tasks = [t for t in dag.tasks if isinstance(t, SparkSubmitOperator)]
-    assert {t.task_id for t in spark_tasks} == {"ingest_and_build_features", "validate_parsed_lines",
-                                                "validate_session_features"}
+    # one Spark application per night (one JVM start-up): ingest, features and both validations
+    assert [t.task_id for t in spark_tasks] == ["ingest_and_validate"]
     for t in spark_tasks:
         assert t._conn_id == "nightshift_spark"
         assert Path(t.application).is_file() and Path(t.application).parent == PROJECT_ROOT / "jobs"
-    # parse and build features in one Spark application (one JVM start-up per day)
-    assert "--with-features" in dag.get_task("ingest_and_build_features").application_args
+    assert {"--with-features", "--validate"} <= set(dag.get_task("ingest_and_validate").application_args)
 
 
 def test_training_is_mapped_over_candidates(dagbag):
@@ -101,7 +103,7 @@ def test_every_task_has_an_execution_timeout(dagbag):
     assert missing == []
     nightly = dagbag.dags["nightshift_nightly"]
     # Spark jobs and training get longer than the plain Python tasks
-    assert nightly.get_task("ingest_and_build_features").execution_timeout > nightly.get_task("resolve_day").execution_timeout
+    assert nightly.get_task("ingest_and_validate").execution_timeout > nightly.get_task("resolve_day").execution_timeout
     assert nightly.get_task("train_candidate").execution_timeout > nightly.get_task("plan_training").execution_timeout
     scoring = dagbag.dags["nightshift_scoring"]
     assert scoring.get_task("score_sessions").execution_timeout > scoring.get_task("watch_champion").execution_timeout

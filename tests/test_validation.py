@@ -46,3 +46,28 @@ def test_garbage_day_fails_on_quarantine_rate(spark, lake, hdfs_source, settings
     assert report["success"] is False
     (failure,) = report["failures"]
     assert "quarantine_rate" in failure and "observed 0.2" in failure
+
+
+def test_the_dag_check_trusts_only_a_passed_report_of_the_data_as_it_is(spark, lake, hdfs_source, settings):
+    """What the nightly DAG's validate_* tasks check after the Spark job: a pass on this data, a
+    failure with its reason first, a missing report, a report of data rewritten since."""
+    from nightshift.validation import ValidationFailed, require_passed
+
+    write_raw(lake, DAY, "a.log", b"\n".join(LINE % i for i in range(50)) + b"\n")
+    run_ingest(spark, lake, hdfs_source, DAY)
+    with pytest.raises(ValidationFailed, match="parsed_lines was not validated for hdfs 2026-11-01"):
+        require_passed(lake, "hdfs", DAY, "parsed_lines")
+    run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")
+    assert require_passed(lake, "hdfs", DAY, "parsed_lines")["success"] is True
+
+    # the day is re-ingested with garbage: the passed report now describes other data
+    write_raw(lake, DAY, "b.log", b"\n".join(b"\x00 garbage %d" % i for i in range(30)) + b"\n")
+    run_ingest(spark, lake, hdfs_source, DAY)
+    with pytest.raises(ValidationFailed, match="describes other data than the day holds now"):
+        require_passed(lake, "hdfs", DAY, "parsed_lines")
+    run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")
+    with pytest.raises(ValidationFailed) as failed:
+        require_passed(lake, "hdfs", DAY, "parsed_lines")
+    headline = str(failed.value).splitlines()[0]
+    assert headline.startswith("parsed_lines validation failed for hdfs 2026-11-01: ingest: ")
+    assert "quarantine_rate" in headline

@@ -1,0 +1,67 @@
+"""Where a night's wall time went: Airflow, Spark start-up, Spark work, training.
+
+The nightly DAG's last task (``report_night``, run whatever happened before it) writes the day's
+``night`` report from what the night left behind: the Spark job's ``spark_ingest`` report (JVM
+launch to a ready session, each step's time) and the candidates' training times, against the DAG
+run's start. What is left over is Airflow's share (task processes, scheduling gaps) plus the small
+Python tasks (plan, evaluate, promote), which Airflow does not let a task time from inside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def night_report(lake, source: str, day: str, run_started: dt.datetime, now: dt.datetime,
+                 trained: list[dict] | None = None, run_id: str | None = None) -> dict:
+    """The ``night`` report for ``day``: the run's wall time split into parts (seconds)."""
+    wall = max(0.0, (now - run_started).total_seconds())
+    spark = lake.read_report(source, day, "spark_ingest") or {}
+    # a spark_ingest report left by an earlier run of the day does not count against this one
+    if spark and spark.get("started_at", 0) < run_started.timestamp():
+        spark = {}
+    startup = float(spark.get("startup_s", 0.0))
+    work = float(spark.get("work_s", 0.0))
+    spark_other = max(0.0, float(spark.get("wall_s", 0.0)) - startup - work)   # stop, Python imports, report
+    windows = [r["window"] for r in (trained or []) if isinstance(r, dict) and r.get("window")]
+    # mapped training tasks may run at once (AIRFLOW__CORE__PARALLELISM): the night spends the
+    # union of their windows, not the sum
+    training_s = _union_seconds(windows)
+    parts = {
+        "spark_startup_s": round(startup, 1),
+        "spark_work_s": round(work, 1),
+        "spark_other_s": round(spark_other, 1),
+        "training_s": round(training_s, 1),
+    }
+    parts["airflow_and_other_s"] = round(max(0.0, wall - sum(parts.values())), 1)
+    return {
+        "source": source,
+        "day": day,
+        "run_id": run_id,
+        "wall_s": round(wall, 1),
+        "parts": parts,
+        "spark_steps_s": spark.get("steps_s", {}),
+        "spark_exit_code": spark.get("exit_code"),
+        "candidates_trained": len(windows),
+    }
+
+
+def describe(report: dict) -> str:
+    """One line: ``night 38.2 s = Spark start-up 9.1 + Spark work 11.3 + ... + Airflow and other 12.0``."""
+    names = {"airflow_and_other_s": "Airflow and other", "spark_startup_s": "Spark start-up",
+             "spark_work_s": "Spark work", "spark_other_s": "Spark shutdown/other", "training_s": "training"}
+    parts = " + ".join(f"{names[k]} {v:.1f}" for k, v in report["parts"].items())
+    return f"night {report['wall_s']:.1f} s = {parts}"
+
+
+def _union_seconds(windows: list[list[float]]) -> float:
+    """Seconds covered by the union of ``[start, end]`` intervals."""
+    total, reach = 0.0, None
+    for start, end in sorted(windows):
+        if reach is None or start > reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total

@@ -1,0 +1,42 @@
+"""The night report: a night's wall time split into Airflow, Spark start-up, Spark work, training."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from nightshift.lake import Lake
+from nightshift.night import describe, night_report
+
+DAY = "2026-11-01"
+START = dt.datetime(2026, 11, 2, 0, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def _spark_report(lake: Lake, started: dt.datetime, startup: float, steps: dict[str, float], wall: float) -> None:
+    lake.write_report("hdfs", DAY, "spark_ingest", {
+        "job": "ingest", "exit_code": 0, "started_at": started.timestamp(), "ended_at": started.timestamp() + wall,
+        "wall_s": wall, "startup_s": startup, "steps_s": steps, "work_s": sum(steps.values())})
+
+
+def test_parts_add_up_to_the_wall_time_and_parallel_training_counts_once(tmp_path):
+    lake = Lake(tmp_path)
+    _spark_report(lake, START + dt.timedelta(seconds=3), 9.0, {"ingest": 5.0, "features": 2.0, "validate_parsed_lines": 3.0}, 21.0)
+    t0 = START.timestamp()
+    # two candidates at once (40-50 s and 45-60 s), one after (70-75 s): 20 + 5 s of training
+    trained = [{"window": [t0 + 40, t0 + 50]}, {"window": [t0 + 45, t0 + 60]}, {"window": [t0 + 70, t0 + 75]}]
+    report = night_report(lake, "hdfs", DAY, START, START + dt.timedelta(seconds=90), trained, run_id="r1")
+    assert report["wall_s"] == 90.0
+    assert report["parts"] == {"spark_startup_s": 9.0, "spark_work_s": 10.0, "spark_other_s": 2.0,
+                               "training_s": 25.0, "airflow_and_other_s": 44.0}
+    assert sum(report["parts"].values()) == pytest.approx(report["wall_s"])
+    assert report["candidates_trained"] == 3
+    assert describe(report).startswith("night 90.0 s = Spark start-up 9.0 + Spark work 10.0")
+
+
+def test_a_spark_report_of_an_earlier_run_is_not_counted(tmp_path):
+    lake = Lake(tmp_path)
+    _spark_report(lake, START - dt.timedelta(hours=5), 9.0, {"ingest": 5.0}, 15.0)
+    report = night_report(lake, "hdfs", DAY, START, START + dt.timedelta(seconds=30), [])
+    assert report["parts"]["spark_startup_s"] == 0.0 and report["parts"]["airflow_and_other_s"] == 30.0
+    assert report["spark_exit_code"] is None
