@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,50 @@ def spark():
     )
     yield session
     session.stop()
+
+
+# Test-only tuning for the short-lived spark-submit JVMs of the end-to-end runs (the jobs and the
+# DAGs are unchanged): C1 JIT only and the serial GC cut a small job's run time on 2 cores; no
+# driver web UI. Written to a spark-defaults.conf in the runs' SPARK_CONF_DIR.
+FAST_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+TEST_SPARK_DEFAULTS = {
+    "spark.driver.extraJavaOptions": FAST_JVM_OPTS,
+    "spark.executor.extraJavaOptions": FAST_JVM_OPTS,
+    "spark.ui.enabled": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_conf_dir(tmp_path_factory) -> Path:
+    conf_dir = tmp_path_factory.mktemp("spark-conf")
+    (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in TEST_SPARK_DEFAULTS.items()))
+    return conf_dir
+
+
+@pytest.fixture(scope="session")
+def migrated_airflow_db(tmp_path_factory) -> Path:
+    """``airflow db migrate`` once per test session (SQLite); each end-to-end run copies the file."""
+    from nightshift.localenv import local_environment, migrate_airflow_db
+
+    home = tmp_path_factory.mktemp("airflow-template")
+    env = local_environment(airflow_home=home / "airflow", data_root=home / "data")
+    migrate_airflow_db(env, home / "migrate.log")
+    return home / "airflow" / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def airflow_env(migrated_airflow_db, spark_conf_dir):
+    """``airflow_env(airflow_home, data_root)``: the local environment (``nightshift.localenv``)
+    with a migrated metadata database copied in and the test Spark defaults."""
+    from nightshift.localenv import local_environment
+
+    def make(airflow_home: Path, data_root: Path) -> dict[str, str]:
+        env = local_environment(airflow_home=airflow_home, data_root=data_root)
+        shutil.copyfile(migrated_airflow_db, Path(airflow_home) / "airflow.db")
+        env["SPARK_CONF_DIR"] = str(spark_conf_dir)
+        return env
+
+    return make
 
 
 @pytest.fixture

@@ -36,26 +36,19 @@ import pytest
 
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
-from nightshift.localenv import local_environment, migrate_airflow_db, run_nightly_dag
+from nightshift.localenv import run_nightly_dag
+from tests.conftest import FAST_JVM_OPTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 SOURCE = "hdfs"
 SCENARIO = Scenario(start_day="2026-05-04", days=1, seed=23, blocks_per_day=300, anomaly_rate=0.05)
 DAY = SCENARIO.day(0)
-SPARK_TASKS = ["ingest_and_build_features", "validate_parsed_lines", "validate_session_features"]
-# run_spark_job names each application nightshift-<job>-<source>-<day>; validate.py runs twice
-EXPECTED_APPS = sorted(f"nightshift-{job}-{SOURCE}-{DAY}" for job in ("ingest", "validate", "validate"))
+SPARK_TASKS = ["ingest_and_validate"]
+# run_spark_job names each application nightshift-<job>-<source>-<day>: one application per night
+# (ingest, features and both validations)
+EXPECTED_APPS = [f"nightshift-ingest-{SOURCE}-{DAY}"]
 CLUSTER_START_TIMEOUT_S = 60
-# Test-only tuning for short-lived JVMs on a small machine, the same for both runs (the jobs and the
-# DAG are unchanged): C1 JIT only and the serial GC roughly halve a job's run time on 2 cores;
-# no driver web UI. Written to a spark-defaults.conf in the runs' SPARK_CONF_DIR.
-FAST_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-SPARK_DEFAULTS = {
-    "spark.driver.extraJavaOptions": FAST_JVM_OPTS,
-    "spark.executor.extraJavaOptions": FAST_JVM_OPTS,
-    "spark.ui.enabled": "false",
-}
 # a driver in local mode logs the first, one connecting to a standalone master the second
 DRIVER_MODE = re.compile(r"Starting executor ID driver on host \S+|Connecting to master \S+")
 
@@ -213,41 +206,32 @@ class NightlyRun:
 
 
 @pytest.fixture(scope="module")
-def runs(request, tmp_path_factory):
+def runs(request, tmp_path_factory, airflow_env):
     """The nightly DAG for DAY in two identical lakes: ``cluster`` (the connection points at the
     standalone master) and ``local`` (the default ``local[2]`` connection), run concurrently.
 
-    To save wall time the local run and both ``airflow db migrate`` start before the cluster is up;
-    only the cluster run waits for it.
+    To save wall time the local run starts before the cluster is up; only the cluster run waits
+    for it.
     """
     base = tmp_path_factory.mktemp("cluster_runs")
-    conf_dir = base / "spark-conf"
-    conf_dir.mkdir()
-    (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in SPARK_DEFAULTS.items()))
     envs, lakes = {}, {}
     for name in ("cluster", "local"):
         root = base / name / "data"
         generate(root, SCENARIO)
         lakes[name] = Lake(root)
         (lakes[name].raw_dir(SOURCE, DAY) / EXTRA_RAW_NAME).write_bytes(EXTRA_RAW)
-        envs[name] = local_environment(airflow_home=base / name / "airflow", data_root=root)
-        envs[name]["SPARK_CONF_DIR"] = str(conf_dir)
+        envs[name] = airflow_env(base / name / "airflow", root)
 
     def run(name: str) -> NightlyRun:
         started = time.monotonic()
         code = run_nightly_dag(DAY, envs[name], base / name / "dag.log", source=SOURCE)
         return NightlyRun(lakes[name], base / name / "dag.log", code, time.monotonic() - started)
 
-    def migrate(name: str) -> None:
-        migrate_airflow_db(envs[name], base / name / "migrate.log")
-
     with ThreadPoolExecutor(max_workers=2) as pool:
-        local = pool.submit(lambda: (migrate("local"), run("local"))[1])
-        cluster_migrated = pool.submit(migrate, "cluster")
+        local = pool.submit(run, "local")
         # fixtures are not thread-safe: start the cluster from this thread, meanwhile
         spark_cluster = request.getfixturevalue("spark_cluster")
         envs["cluster"]["AIRFLOW_CONN_NIGHTSHIFT_SPARK"] = json.dumps(spark_cluster.connection)
-        cluster_migrated.result()
         done = {"cluster": pool.submit(run, "cluster").result(), "local": local.result()}
     for name, result in done.items():
         print(f"{name} run: exit {result.code} in {result.seconds:.0f}s, log {result.log}")

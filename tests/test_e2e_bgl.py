@@ -7,7 +7,7 @@ import pytest
 
 from nightshift_datagen.bgl import BglScenario, generate
 from nightshift.lake import Lake
-from nightshift.localenv import local_environment, migrate_airflow_db, run_nightly_dag
+from nightshift.localenv import run_nightly_dag
 
 pytestmark = pytest.mark.e2e
 
@@ -15,13 +15,12 @@ SCENARIO = BglScenario(start_day="2005-06-03", days=2, seed=5, lines_per_day=800
 DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
 
 
-def test_bgl_runs_through_the_nightly_dag(tmp_path, spark):
+def test_bgl_runs_through_the_nightly_dag(tmp_path, spark, airflow_env):
     from mlflow import MlflowClient
 
     data_root = tmp_path / "data"
     generate(data_root, SCENARIO)
-    env = local_environment(airflow_home=tmp_path / "airflow", data_root=data_root)
-    migrate_airflow_db(env, tmp_path / "logs" / "migrate.log")
+    env = airflow_env(tmp_path / "airflow", data_root)
     for day in DAYS:
         log = tmp_path / "logs" / f"{day}.log"
         assert run_nightly_dag(day, env, log, source="bgl") == 0, log.read_text()[-3000:]

@@ -17,7 +17,7 @@ import pytest
 from nightshift import promotion_log
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
-from nightshift.localenv import NIGHTLY_DAG_ID, local_environment, migrate_airflow_db, run_nightly_dag
+from nightshift.localenv import NIGHTLY_DAG_ID, run_nightly_dag
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +41,12 @@ def _wait(predicate, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
-def test_manual_mode_waits_for_approval_then_promotes(tmp_path):
+def test_manual_mode_waits_for_approval_then_promotes(tmp_path, airflow_env):
     import httpx
 
     data_root, airflow_home = tmp_path / "data", tmp_path / "airflow"
     generate(data_root, SCENARIO)
-    env = local_environment(airflow_home=airflow_home, data_root=data_root)
-    migrate_airflow_db(env, tmp_path / "migrate.log")
+    env = airflow_env(airflow_home, data_root)
     assert run_nightly_dag(DAYS[0], env, tmp_path / "day0.log") == 0
 
     port = _free_port()

@@ -20,7 +20,7 @@ import pytest
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.ingest import read_parsed_lines
 from nightshift.lake import Lake
-from nightshift.localenv import local_environment, migrate_airflow_db, run_dag, run_nightly_dag
+from nightshift.localenv import run_dag, run_nightly_dag
 
 pytestmark = pytest.mark.e2e
 
@@ -30,13 +30,12 @@ DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
+def pipeline_run(tmp_path_factory, airflow_env):
     """Generate the days and run the nightly DAG for each, in order (once for the module)."""
     base = tmp_path_factory.mktemp("e2e")
     data_root, airflow_home = base / "data", base / "airflow"
     summaries = generate(data_root, SCENARIO)
-    env = local_environment(airflow_home=airflow_home, data_root=data_root)
-    migrate_airflow_db(env, base / "logs" / "migrate.log")
+    env = airflow_env(airflow_home, data_root)
     codes = {day: run_nightly_dag(day, env, base / "logs" / f"{day}.log") for day in DAYS}
     codes["rollback"] = run_dag("nightshift_rollback", "2026-03-07", {"source": "hdfs", "reason": "e2e: undo"}, env,
                                 base / "logs" / "rollback.log")

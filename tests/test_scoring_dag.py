@@ -84,21 +84,19 @@ def test_resolve_target_reads_the_triggering_asset_events(dag):
 
 
 @pytest.mark.e2e
-def test_dag_scores_a_day_through_airflow(spark, tmp_path):
+def test_dag_scores_a_day_through_airflow(spark, tmp_path, airflow_env):
     """``airflow dags test`` with a registered champion: real spark-submit of jobs/score.py."""
     from nightshift.lake import Lake
-    from nightshift.localenv import local_environment, migrate_airflow_db
     from tests.test_scoring import register_models, set_aliases, synthetic_features, write_features
 
     day = "2026-05-01"
     data_root = tmp_path / "data"
-    env = local_environment(airflow_home=tmp_path / "airflow", data_root=data_root)
+    env = airflow_env(tmp_path / "airflow", data_root)
     lake = Lake(data_root)
     features = write_features(spark, lake, day, synthetic_features(60, seed=12, unseen=True))
     [(version, _)] = register_models(env["MLFLOW_TRACKING_URI"], data_root / "mlflow" / "artifacts",
                                      kinds=("logistic_regression",))
     set_aliases(env["MLFLOW_TRACKING_URI"], champion=version)
-    migrate_airflow_db(env, tmp_path / "logs" / "migrate.log")
 
     log_file = tmp_path / "logs" / "scoring.log"
     with open(log_file, "w") as out:
