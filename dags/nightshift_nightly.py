@@ -14,7 +14,8 @@ ids, session features, then both Great Expectations suites) → `validate_parsed
   ended); a manual trigger may set `day` instead.
 * **A failed validation** fails the run for that day: nothing is trained or promoted, all data is
   kept, and the reasons are in the task log and in `reports/source=<s>/dt=<day>/validation_*.json`.
-* **Dry run** decides and records, but moves no alias.
+* **Promotion mode** (`mode`): as configured, auto, manual (wait for an approval in the UI) or dry
+  run (decide and record, move no alias).
 * Spark jobs are submitted with `spark-submit` to the master of the Airflow connection
   `nightshift_spark` (local[2] on a laptop, the Spark master in docker-compose).
 """
@@ -41,6 +42,12 @@ DAY_XCOM = "{{ ti.xcom_pull(task_ids='resolve_day') }}"
 # and training longer. await_approval waits for a person under its own response_timeout.
 PYTHON_TASK_TIMEOUT = timedelta(minutes=30)
 SPARK_JOB_TIMEOUT = timedelta(hours=2)
+PROMOTION_MODES = {
+    "config": "as configured (config/promotion.yaml)",
+    "auto": "auto: promote when the gate passes",
+    "manual": "manual: wait for an approval in this UI",
+    "dry_run": "dry run: decide and record, move no alias",
+}
 TRAINING_TIMEOUT = timedelta(hours=2)
 
 
@@ -67,18 +74,20 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
     start_date=pendulum.parse(os.environ.get("NIGHTSHIFT_START_DATE") or "2000-01-01", tz="UTC"),
     catchup=os.environ.get("NIGHTSHIFT_CATCHUP", "false").lower() in ("1", "true", "yes"),
     max_active_runs=1,
+    description="Nightly: ingest, validate and retrain one log source's day; promote the challenger only if it is really better",
     doc_md=__doc__,
     tags=["nightshift"],
     default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
         "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
                         description="Name of a source declared in sources/<name>.yaml"),
-        "day": Param(None, type=["null", "string"], format="date", title="Day to process",
+        # a text field (a "date" format would give a locale-dependent mm/dd/yyyy picker)
+        "day": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="Day to process",
                      description="YYYY-MM-DD; empty = the run's data interval start"),
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Train and decide, record the decision, but move no registry alias"),
-        "mode": Param(None, type=["null", "string"], enum=[None, "auto", "dry_run", "manual"], title="Promotion mode",
-                      description="empty = config/promotion.yaml; manual = wait for approval in this UI"),
+        # one switch for how the decision is applied ("config" = what config/promotion.yaml says)
+        "mode": Param("config", type="string", enum=list(PROMOTION_MODES), title="Promotion mode",
+                      values_display=PROMOTION_MODES,
+                      description="How tonight's decision is applied; dry run decides and records but moves no alias"),
     },
 )
 def nightshift_nightly():
@@ -154,7 +163,7 @@ def nightshift_nightly():
         from nightshift.training import TrainingPlan
 
         ctx = TaskContext.load()
-        mode = "dry_run" if params["dry_run"] else (params.get("mode") or ctx.policy.mode)
+        mode = ctx.policy.mode if params.get("mode") in (None, "config") else params["mode"]
         plan = TrainingPlan.from_dict(jobs[0]["plan"])
         return evaluate(ctx.settings, ctx.training, ctx.policy, plan, list(results), mode,
                         decided_by=f"airflow:{run_id}")

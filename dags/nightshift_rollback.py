@@ -22,6 +22,7 @@ from airflow.sdk import Param, dag, task
     start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    description="Moves the champion back to 'previous' (or a chosen version) through the locked, logged path",
     doc_md=__doc__,
     tags=["nightshift"],
     # a registry alias move: minutes at most; a hung task must not block the next rollback

@@ -51,13 +51,14 @@ SPARK_JOB_TIMEOUT = timedelta(hours=1)
     start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    description="Scores each validated day's sessions with the champion; watches the champion once labels arrive",
     doc_md=__doc__,
     tags=["nightshift"],
     default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
         "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
                         description="Name of a source declared in sources/<name>.yaml (used with 'day')"),
-        "day": Param(None, type=["null", "string"], format="date", title="Day to score",
+        "day": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="Day to score",
                      description="YYYY-MM-DD; empty = the days announced by the triggering asset events"),
     },
 )

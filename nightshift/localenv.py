@@ -96,4 +96,5 @@ def run_nightly_dag(day: str, env: dict[str, str], log_file: Path, source: str =
     import datetime as dt
 
     logical = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
-    return run_dag(NIGHTLY_DAG_ID, logical, {"day": day, "source": source, "dry_run": dry_run}, env, log_file)
+    conf = {"day": day, "source": source, **({"mode": "dry_run"} if dry_run else {})}
+    return run_dag(NIGHTLY_DAG_ID, logical, conf, env, log_file)

@@ -30,6 +30,7 @@ def test_dags_import_without_errors(dagbag):
 
 def test_every_dag_is_documented_and_single_run(dagbag):
     for dag in dagbag.dags.values():
+        assert dag.description, f"{dag.dag_id}: the DAG list shows the description"
         assert dag.doc_md and len(dag.doc_md) > 200, f"{dag.dag_id} needs a module docstring as doc_md"
         assert dag.max_active_runs == 1
         assert dag.catchup is False
@@ -47,8 +48,10 @@ def test_nightly_dag_shape(dagbag):
     assert "publish_features" in dag.get_task("validate_session_features").downstream_task_ids
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
-    assert set(dag.params.keys()) == {"source", "day", "dry_run", "mode"}
-    assert dag.params["dry_run"] is False
+    # one switch for the promotion mode (no separate dry_run flag); the day is a text field
+    assert set(dag.params.keys()) == {"source", "day", "mode"}
+    assert dag.params["mode"] == "config"
+    assert "format" not in dag.params.get_param("day").schema
     from airflow.sdk import CronDataIntervalTimetable
 
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
