@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from nightshift import gate, registry
+from nightshift.airflow_links import airflow_tags
 from nightshift.lake import Lake
 from nightshift.registry import CHALLENGER, CHAMPION, PREVIOUS  # noqa: F401  (re-exported)
 from nightshift.training import TrainingConfig, TrainingPlan, load_labelled_sessions, setup_mlflow
@@ -295,6 +296,7 @@ def publish(settings, judgement: Judgement) -> dict[str, Any]:
     from nightshift.decision_record import log_decision_record
 
     record = dict(judgement.record)
+    record.setdefault("airflow", airflow_tags())   # the run that decided (empty outside Airflow)
     setup_mlflow(settings, record["experiment"])
     model_name = record["model_name"]
     version = registry.register(settings, model_name, judgement.model_uri, record["best_run_id"])
@@ -355,6 +357,8 @@ def apply_decision(settings, record: dict[str, Any], approved_by: str | None = N
         record["move"] = move["status"]
     after = registry.champion(client, model_name)
     record["champion_after"] = str(after.version) if after else None
+    registry.call(settings, f"describe {model_name} v{record['challenger_version']}", client.update_model_version,
+                  model_name, record["challenger_version"], version_description(record))
     registry.call(settings, "log decision.json", client.log_dict, record["best_run_id"], record, "decision.json")
     if record.get("decision_record"):
         update_markdown(settings, record)
@@ -362,6 +366,27 @@ def apply_decision(settings, record: dict[str, Any], approved_by: str | None = N
     log.info("decision for %s %s: %s (%s); champion now %s", record["source"], record["day"], record["decision"],
              record["reason"], record["champion_after"])
     return record
+
+
+def version_description(record: dict[str, Any]) -> str:
+    """The model version's description in MLflow: the night's decision, its reason and where
+    the evidence is (the decision record on the run, the Airflow run)."""
+    best = record["candidates"][record["best_candidate"]]
+    f1 = f"{best['f1']:.3f}" if best.get("f1") is not None else "n/a (no labels)"
+    decision = record["decision"] + (" (dry run: no alias moved)" if record.get("dry_run") else "")
+    after = f"champion after: v{record['champion_after']}" if record.get("champion_after") else "no champion"
+    lines = [
+        f"**{decision}** on the night of {record['day']} ({record['source']}); {after}",
+        "",
+        f"Reason: {record['reason'][:2000]}",
+        "",
+        f"Candidate `{record['best_candidate']}` (holdout F1 {f1}; holdout {', '.join(record['holdout_days'])}, "
+        f"trained on {', '.join(record.get('train_days') or [])}).",
+        f"Decision record: artifacts `decision_record/decision.md` and `decision.json` of run `{record['best_run_id']}`.",
+    ]
+    if (record.get("airflow") or {}).get("airflow.url"):
+        lines.append(f"Airflow run: {record['airflow']['airflow.url']}")
+    return "\n".join(lines)
 
 
 def move_champion(settings, model_name: str, to_version: str, *, expected_champion: str | None, action: str,

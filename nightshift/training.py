@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from nightshift.airflow_links import airflow_tags
 from nightshift.lake import Lake
 
 log = logging.getLogger("nightshift.training")
@@ -286,7 +287,7 @@ def _train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candi
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{plan.day}.{candidate_name}") as run:
         mlflow.set_tags(
             {"nightshift.source": plan.source, "nightshift.day": plan.day, "nightshift.candidate": candidate_name,
-             "nightshift.role": "candidate", "nightshift.supervised": str(supervised).lower()}
+             "nightshift.role": "candidate", "nightshift.supervised": str(supervised).lower(), **airflow_tags()}
         )
         mlflow.log_params(
             {"kind": kind, "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
@@ -378,7 +379,8 @@ def _train_detector_without_labels(settings, config: TrainingConfig, plan: Train
     params = dict(candidate.get("params") or {})
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{plan.day}.{name}") as run:
         mlflow.set_tags({"nightshift.source": plan.source, "nightshift.day": plan.day, "nightshift.candidate": name,
-                         "nightshift.role": "candidate", "nightshift.supervised": "false", "nightshift.labels": "none"})
+                         "nightshift.role": "candidate", "nightshift.supervised": "false", "nightshift.labels": "none",
+                         **airflow_tags()})
         mlflow.log_params({"kind": kind, **{f"model.{k}": v for k, v in params.items()},
                            "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
                            "window_days": config.window_days, "train_sessions": len(train), "holdout_sessions": len(holdout)})

@@ -110,8 +110,12 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     assert len(runs) == 6 and {r.data.tags["nightshift.candidate"] for r in runs} == set(second["candidates"])
     for r in runs:
         assert r.data.metrics["holdout_f1"] == pytest.approx(second["candidates"][r.data.tags["nightshift.candidate"]]["f1"])
+        # every run names the Airflow run and task that trained it
+        assert r.data.tags["airflow.dag_id"] == "nightshift_nightly" and r.data.tags["airflow.task_id"] == "train_candidate"
+        assert r.data.tags["airflow.url"].endswith(r.data.tags["airflow.run_id"].replace(":", "%3A").replace("+", "%2B"))
     v1 = client.get_model_version("log_anomaly_hdfs", second["challenger_version"])
     assert v1.tags["nightshift.decision"] == "promoted" and v1.tags["nightshift.gate_passed"] == "true"
+    assert v1.description.startswith(f"**promoted** on the night of {DAYS[1]} (hdfs); champion after: v{v1.version}")
     decision_artifact = json.loads(
         open(mlflow.artifacts.download_artifacts(run_id=second["best_run_id"], artifact_path="decision.json")).read()
     )

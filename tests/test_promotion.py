@@ -146,3 +146,23 @@ def test_default_rule_pools_the_backtest_days_and_replaces_a_stale_champion(env)
     assert second["champion_after"] == second["challenger_version"]
     md = (lake.reports_dir("hdfs", DAYS[2]) / "decision_record" / "decision.md").read_text()
     assert "## Promotion rules" in md and "stale champion" in md and "non-inferior" in md
+
+
+def test_runs_and_versions_name_the_airflow_run_that_made_them(monkeypatch):
+    from nightshift.airflow_links import airflow_tags
+    from nightshift.promotion import version_description
+
+    assert airflow_tags({}) == {}
+    env = {"AIRFLOW_CTX_DAG_ID": "nightshift_nightly", "AIRFLOW_CTX_DAG_RUN_ID": "scheduled__2026-11-02T00:00:00+00:00",
+           "AIRFLOW_CTX_TASK_ID": "train_candidate", "AIRFLOW__API__BASE_URL": "https://airflow.example/"}
+    tags = airflow_tags(env)
+    assert tags == {"airflow.dag_id": "nightshift_nightly", "airflow.run_id": "scheduled__2026-11-02T00:00:00+00:00",
+                    "airflow.task_id": "train_candidate",
+                    "airflow.url": "https://airflow.example/dags/nightshift_nightly/runs/scheduled__2026-11-02T00%3A00%3A00%2B00%3A00"}
+    record = {"decision": "promoted", "dry_run": False, "day": "2026-11-01", "source": "hdfs", "champion_after": "3",
+              "reason": "gate passed", "best_candidate": "random_forest", "candidates": {"random_forest": {"f1": 0.9871}},
+              "holdout_days": ["2026-11-01"], "train_days": ["2026-10-30", "2026-10-31"], "best_run_id": "abc",
+              "airflow": tags}
+    text = version_description(record)
+    assert text.splitlines()[0] == "**promoted** on the night of 2026-11-01 (hdfs); champion after: v3"
+    assert "holdout F1 0.987" in text and "run `abc`" in text and tags["airflow.url"] in text
