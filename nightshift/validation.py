@@ -115,6 +115,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     fingerprint = data_fingerprint(lake, source.name, day, suite)
     batches = suite_batches(spark, lake, source.name, day, suite)
 
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -148,7 +149,9 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
                 actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
             )
         )
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        # the run name ties a Data Docs result to its day (GX's default is "__none__")
+        result = checkpoint.run(batch_parameters={"dataframe": frame},
+                                run_id=RunIdentifier(run_name=f"{source.name} {day} {suite}.{batch_name}"))
         batch_failures = []
         evaluated = 0
         for run_result in result.run_results.values():

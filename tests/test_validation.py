@@ -28,6 +28,10 @@ def test_good_day_passes_and_builds_data_docs(spark, lake, hdfs_source, settings
     assert report["batches"] == {"lines": {"expectations": 8, "failed": 0}, "ingest": {"expectations": 2, "failed": 0}}
     assert (lake.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
     assert lake.read_report("hdfs", DAY, "validation_parsed_lines") == report
+    # each Data Docs result names its source, day and batch
+    validations = lake.gx_dir / "uncommitted" / "validations"
+    run_dirs = {p.name for p in validations.rglob("*") if p.is_dir()}
+    assert f"hdfs {DAY} parsed_lines.lines" in run_dirs and "__none__" not in run_dirs, sorted(run_dirs)
 
 
 def test_empty_day_fails_with_a_readable_reason(spark, lake, hdfs_source, settings):
