@@ -16,9 +16,14 @@ def day_row(lake: Lake, source: str, day: str) -> dict[str, str]:
     features_v = lake.read_report(source, day, "validation_session_features")
     decision = lake.read_report(source, day, "decision")
     scoring = lake.read_report(source, day, "scoring")
+    night = lake.read_report(source, day, "night")
 
     row = {"day": day, "lines": "-", "quarantined": "-", "new_templates": "-", "validation": "not run", "candidates": "-",
-           "champion_f1": "-", "decision": "not run", "champion_after": "-", "scored": "-", "record": None}
+           "champion_f1": "-", "decision": "not run", "champion_after": "-", "scored": "-", "night": "-", "record": None}
+    if night:
+        parts = night["parts"]
+        row["night"] = (f"{night['wall_s']:.0f} s (Spark {parts['spark_startup_s']:.0f}+{parts['spark_work_s']:.0f}, "
+                        f"train {parts['training_s']:.0f})")
     if scoring:
         row["scored"] = (f"{scoring['flagged']}/{scoring['sessions']} flagged by v{scoring['champion_version']}"
                          if not scoring.get("skipped") else f"skipped: {scoring['skipped']}")
@@ -56,6 +61,7 @@ def render_table(rows: list[dict[str, str]]) -> str:
     headers = {"day": "day", "lines": "lines in", "quarantined": "quarantined", "new_templates": "new templates",
                "validation": "validation",
                "candidates": "candidate F1 (holdout)", "champion_f1": "champion F1", "champion_after": "champion after", "scored": "nightly scoring",
+               "night": "night wall",
                "decision": "decision"}
     keys = list(headers)
     widths = {k: max(len(headers[k]), *(len(r[k]) for r in rows)) if rows else len(headers[k]) for k in keys}
