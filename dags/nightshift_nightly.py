@@ -92,9 +92,13 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
 )
 def nightshift_nightly():
     @task
-    def resolve_day(params=None, data_interval_start=None) -> str:
+    def resolve_day(params=None, data_interval_start=None, ti=None) -> str:
         """The day partition this run processes."""
+        import time
+
         from nightshift.lake import check_day
+
+        ti.xcom_push(key="started_at", value=time.time())     # the night report's clock (report_night)
 
         if params.get("day"):
             return check_day(params["day"])
@@ -212,12 +216,14 @@ def nightshift_nightly():
         import datetime as dt
 
         from nightshift.context import TaskContext
-        from nightshift.night import describe, night_report
+        from nightshift.night import describe, night_report, run_start
 
         ctx = TaskContext.load()
         trained = ti.xcom_pull(task_ids="train_candidate", default=None) or []   # none when training skipped
         trained = [trained] if isinstance(trained, dict) else [r for r in trained if isinstance(r, dict)]
-        report = night_report(ctx.lake, params["source"], day, dag_run.start_date, dt.datetime.now(dt.timezone.utc),
+        first_task = ti.xcom_pull(task_ids="resolve_day", key="started_at")
+        started = run_start(dag_run.start_date, dt.datetime.fromtimestamp(first_task, dt.timezone.utc) if first_task else None)
+        report = night_report(ctx.lake, params["source"], day, started, dt.datetime.now(dt.timezone.utc),
                               trained, run_id=dag_run.run_id)
         ctx.lake.write_report(params["source"], day, "night", report)
         print(describe(report))

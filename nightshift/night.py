@@ -12,6 +12,22 @@ from __future__ import annotations
 import datetime as dt
 
 
+# a run's start_date more than this before its first task is not when it started (see run_start)
+MAX_QUEUE_S = 3600.0
+
+
+def run_start(dag_run_start: dt.datetime | None, first_task_start: dt.datetime | None) -> dt.datetime:
+    """When the night started: the DAG run's start, so the wait before its first task counts as
+    Airflow's share. ``airflow dags test`` sets a run's start_date to its logical date (possibly
+    years ago); a start more than an hour before the first task is such a date, and the first
+    task's start is used instead."""
+    if first_task_start is None:
+        return dag_run_start
+    if dag_run_start is None or not (0 <= (first_task_start - dag_run_start).total_seconds() <= MAX_QUEUE_S):
+        return first_task_start
+    return dag_run_start
+
+
 def night_report(lake, source: str, day: str, run_started: dt.datetime, now: dt.datetime,
                  trained: list[dict] | None = None, run_id: str | None = None) -> dict:
     """The ``night`` report for ``day``: the run's wall time split into parts (seconds)."""

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from nightshift.lake import Lake
-from nightshift.night import describe, night_report
+from nightshift.night import describe, night_report, run_start
 
 DAY = "2026-11-01"
 START = dt.datetime(2026, 11, 2, 0, 0, 0, tzinfo=dt.timezone.utc)
@@ -40,3 +40,11 @@ def test_a_spark_report_of_an_earlier_run_is_not_counted(tmp_path):
     report = night_report(lake, "hdfs", DAY, START, START + dt.timedelta(seconds=30), [])
     assert report["parts"]["spark_startup_s"] == 0.0 and report["parts"]["airflow_and_other_s"] == 30.0
     assert report["spark_exit_code"] is None
+
+
+def test_the_night_starts_with_the_run_unless_the_run_start_is_a_logical_date():
+    first_task = START + dt.timedelta(seconds=4)
+    assert run_start(START, first_task) == START                       # scheduler: queueing counts
+    logical = dt.datetime(2005, 6, 5, tzinfo=dt.timezone.utc)           # airflow dags test
+    assert run_start(logical, first_task) == first_task
+    assert run_start(None, first_task) == first_task and run_start(START, None) == START
