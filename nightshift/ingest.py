@@ -182,8 +182,23 @@ def literal_lookup(mapping: dict, key, value_type: str):
 
     if not mapping:
         return F.lit(None).cast(value_type)
-    literal = F.create_map(*[F.lit(x) for item in sorted(mapping.items()) for x in item])
+    # One SQL expression, parsed by the JVM in one call: building the map from F.lit() Columns
+    # cost two py4j round trips per entry (3.5 s for 1,300 templates on a loaded machine).
+    # Strings travel hex-encoded, so no message can break out of its literal.
+    items = sorted(mapping.items())
+    keys = ", ".join(_sql_literal(k) for k, _ in items)
+    values = ", ".join(_sql_literal(v) for _, v in items)
+    literal = F.expr(f"map_from_arrays(array({keys}), array({values}))")
     return F.try_element_at(literal, key).cast(value_type)
+
+
+def _sql_literal(value) -> str:
+    """A Spark SQL literal for a str or int, safe for any content."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"literal_lookup takes str or int keys and values, got {type(value).__name__}")
+    if isinstance(value, int):
+        return str(value)
+    return f"decode(unhex('{value.encode('utf-8').hex()}'), 'UTF-8')"
 
 
 def line_parts(source: SourceConfig) -> list[str]:

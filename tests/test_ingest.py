@@ -181,3 +181,20 @@ def test_ingest_report_lists_skipped_entries(spark, lake, hdfs_source):
     report = run_ingest(spark, lake, hdfs_source, DAY)
     assert report["files"] == ["a.log"] and report["input_lines"] == 4
     assert {s["name"] for s in report["skipped_entries"]} == {"_SUCCESS", "old"}
+
+
+def test_literal_lookup_keeps_any_key_intact(spark):
+    """The template-id map is one SQL expression: quotes, backslashes, unicode and SQL-looking
+    text in a message must stay data."""
+    from pyspark.sql import functions as F
+
+    from nightshift.ingest import literal_lookup
+
+    keys = ["it's", "back\\slash", "ünïcödé ✓", "", "') , 1) --", "a\tb", "${x} <*>"]
+    mapping = {k: i for i, k in enumerate(keys)}
+    frame = spark.createDataFrame([(k,) for k in keys + ["absent"]], "k string")
+    got = {r.k: r.v for r in frame.select("k", literal_lookup(mapping, F.col("k"), "int").alias("v")).collect()}
+    assert got == {**mapping, "absent": None}
+    names = {"a.log": "x'y", "b.log": "z"}
+    frame = spark.createDataFrame([("a.log",), ("b.log",)], "k string")
+    assert {r.v for r in frame.select(literal_lookup(names, F.col("k"), "string").alias("v")).collect()} == {"x'y", "z"}
