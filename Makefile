@@ -36,7 +36,7 @@ demo: venv
 	@$(LOCALENV) && $(BIN)/python -m nightshift_datagen.demo
 
 test: venv
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 test-fast: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not e2e"

@@ -17,13 +17,11 @@ The job writes a ``spark_job`` report with its timings: JVM start-up to a ready 
 each step (see ``nightshift.night``).
 """
 
-import logging
 import sys
 
 from nightshift.jobrunner import run_spark_job
+from nightshift.night import run_spark_night
 from nightshift.settings import load_settings
-
-log = logging.getLogger("nightshift.jobs.ingest")
 
 
 def _args(parser):
@@ -36,29 +34,10 @@ def _args(parser):
 def _ingest(spark, lake, source, day, args, timer):
     """Parse one day of raw log lines into the parsed and quarantine partitions (and, with
     --with-features, aggregate them into session features; with --validate, validate both)."""
-    from nightshift.features import run_features
-    from nightshift.ingest import run_ingest
-    from nightshift.validation import run_validation
-
     if args.validate and not args.with_features:
         raise SystemExit("jobs/ingest.py: --validate needs --with-features (it validates the features too)")
-    settings = load_settings()
-    with timer.step("ingest"):
-        # finish any commit a crashed run left (ingest and features also do this for their day)
-        for journal in lake.recover(source.name, day):
-            log.warning("finished an interrupted commit: %s", journal)
-        run_ingest(spark, lake, source, day, settings=settings)   # settings: the lock backend
-    if args.with_features:
-        with timer.step("features"):
-            run_features(spark, lake, source.name, day)
-    if args.validate:
-        for suite in ("parsed_lines", "session_features"):
-            with timer.step(f"validate_{suite}"):
-                report = run_validation(spark, settings, lake, source, day, suite)
-            if not report["success"]:
-                print(f"VALIDATION FAILED ({suite}, {source.name} {day}):", *report["failures"], sep="\n  ")
-                break
-            print(f"validation passed ({suite}, {source.name} {day})")
+    run_spark_night(spark, load_settings(), lake, source, day, with_features=args.with_features,
+                    validate=args.validate, timer=timer)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Where a night's wall time went: Airflow, Spark start-up, Spark work, training.
+"""A night's Spark part (:func:`run_spark_night`: ingest, features, validation in one Spark
+application) and where a night's wall time went: Airflow, Spark start-up, Spark work, training.
 
 The nightly DAG's last task (``report_night``, run whatever happened before it) writes the day's
 ``night`` report from what the night left behind: the Spark job's ``spark_ingest`` report (JVM
@@ -9,7 +10,43 @@ Python tasks (plan, evaluate, promote), which Airflow does not let a task time f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+
+log = logging.getLogger("nightshift.night")
+
+
+def run_spark_night(spark, settings, lake, source, day: str, with_features: bool = True, validate: bool = True,
+                    timer=None) -> dict[str, dict | None]:
+    """The Spark work of one night for one source and day, in the given session: ingest (parse,
+    mask, template ids, quarantine), then optionally the session features, then optionally both
+    Great Expectations suites (``session_features`` only after ``parsed_lines`` passed). Each step
+    is timed by ``timer`` (``nightshift.jobrunner.JobTimer``) when given. Returns the reports;
+    the verdicts are also in the day's ``validation_*`` reports."""
+    from nightshift.features import run_features
+    from nightshift.ingest import run_ingest
+    from nightshift.validation import run_validation
+
+    step = timer.step if timer is not None else (lambda name: contextlib.nullcontext())
+    out: dict[str, dict | None] = {}
+    with step("ingest"):
+        # finish any commit a crashed run left (ingest and features also do this for their day)
+        for journal in lake.recover(source.name, day):
+            log.warning("finished an interrupted commit: %s", journal)
+        out["ingest"] = run_ingest(spark, lake, source, day, settings=settings)   # settings: the lock backend
+    if with_features:
+        with step("features"):
+            out["features"] = run_features(spark, lake, source.name, day)
+    if validate:
+        for suite in ("parsed_lines", "session_features"):
+            with step(f"validate_{suite}"):
+                report = out[f"validation_{suite}"] = run_validation(spark, settings, lake, source, day, suite)
+            if not report["success"]:
+                print(f"VALIDATION FAILED ({suite}, {source.name} {day}):", *report["failures"], sep="\n  ")
+                break
+            print(f"validation passed ({suite}, {source.name} {day})")
+    return out
 
 
 # a run's start_date more than this before its first task is not when it started (see run_start)

@@ -21,6 +21,18 @@ from nightshift.settings import PROJECT_ROOT  # noqa: E402
 from nightshift.sources import load_source  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """End-to-end modules first (a stable sort keeps the order inside each group): with two
+    workers (``make test``: pytest-xdist, ``--dist loadfile``), the long modules start at once and
+    the short ones fill in around them, instead of one long module running alone at the end."""
+    items.sort(key=lambda item: (_LONGEST_FIRST.index(item.path.stem) if item.path.stem in _LONGEST_FIRST
+                                 else len(_LONGEST_FIRST) if item.get_closest_marker("e2e") else len(_LONGEST_FIRST) + 1))
+
+
+# the longest modules (measured with --durations), longest first
+_LONGEST_FIRST = ["test_e2e_nightly", "test_cluster", "test_e2e_manual_approval", "test_e2e_bgl"]
+
+
 @pytest.fixture(scope="session")
 def spark():
     from nightshift.spark import get_spark
@@ -93,3 +105,19 @@ def write_raw(lake: Lake, day: str, name: str, content: bytes, source: str = "hd
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     return path
+
+
+def prepare_validated_day(spark, data_root: Path, source_name: str, day: str) -> dict:
+    """A night's Spark part (ingest, features, both validations: what the nightly DAG's
+    ``ingest_and_validate`` runs) in the test session, for end-to-end tests whose subject is a
+    later night: it saves a whole DAG run per day. Returns the reports."""
+    import dataclasses
+
+    from nightshift.night import run_spark_night
+    from nightshift.settings import load_settings
+
+    settings = dataclasses.replace(load_settings(), data_root=Path(data_root))
+    source = load_source(source_name, settings.sources_dir)
+    reports = run_spark_night(spark, settings, Lake(Path(data_root)), source, day)
+    assert reports["validation_session_features"]["success"], reports
+    return reports

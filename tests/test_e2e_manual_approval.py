@@ -17,7 +17,8 @@ import pytest
 from nightshift import promotion_log
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
-from nightshift.localenv import NIGHTLY_DAG_ID, run_nightly_dag
+from nightshift.localenv import NIGHTLY_DAG_ID
+from tests.conftest import prepare_validated_day
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +42,13 @@ def _wait(predicate, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
-def test_manual_mode_waits_for_approval_then_promotes(tmp_path, airflow_env):
+def test_manual_mode_waits_for_approval_then_promotes(tmp_path, airflow_env, spark):
     import httpx
 
     data_root, airflow_home = tmp_path / "data", tmp_path / "airflow"
     generate(data_root, SCENARIO)
     env = airflow_env(airflow_home, data_root)
-    assert run_nightly_dag(DAYS[0], env, tmp_path / "day0.log") == 0
+    prepare_validated_day(spark, data_root, "hdfs", DAYS[0])    # the first night's data, in-process
 
     port = _free_port()
     api_env = {**env, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": f"http://localhost:{port}"}

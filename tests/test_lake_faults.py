@@ -25,6 +25,13 @@ DAY, OTHER_DAY = "2026-11-01", "2026-11-02"
 LINE = "081109 2036{:02d} 148 {} dfs.DataNode: {}"
 
 
+@pytest.fixture(autouse=True)
+def _fast_job_jvms(spark, spark_conf_dir, monkeypatch):
+    """The jobs these tests start (``python jobs/<job>.py``) read the test Spark defaults (C1 JIT,
+    serial GC: short-lived JVMs start faster); the shared session (``spark``) is started before."""
+    monkeypatch.setenv("SPARK_CONF_DIR", str(spark_conf_dir))
+
+
 def _log(messages: list[str], level: str = "INFO") -> bytes:
     return ("\n".join(LINE.format(i % 60, level, m) for i, m in enumerate(messages)) + "\n").encode()
 
