@@ -120,9 +120,18 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
     auth_url = f"postgresql+psycopg2://{secrets['MLFLOW_DB_USER']}:{secrets['MLFLOW_DB_PASSWORD']}@{pg}/{db['mlflow_auth']}"
     spark_conf = base / "spark-conf"
     spark_conf.mkdir(parents=True, exist_ok=True)
-    # one core per application, so the next day's job and the scoring job can share the worker
-    (spark_conf / "spark-defaults.conf").write_text(
-        "spark.cores.max 1\nspark.executor.memory 1g\nspark.ui.enabled false\n")
+    # one core per application, so the next day's job and the scoring job can share the worker;
+    # NIGHTSHIFT_STACK_SPARK_DEFAULTS (a spark-defaults.conf) adds or overrides settings (tests: JVM flags)
+    defaults = "spark.cores.max 1\nspark.executor.memory 1g\nspark.ui.enabled false\n"
+    extra = os.environ.get("NIGHTSHIFT_STACK_SPARK_DEFAULTS")
+    if extra:
+        defaults += Path(extra).read_text()
+    (spark_conf / "spark-defaults.conf").write_text(defaults)
+    # the Spark tasks' master: the stack's standalone master, unless NIGHTSHIFT_STACK_SPARK_MASTER
+    # names another one (tests/test_stack.py: local[2]; the master and worker still start)
+    master = os.environ.get("NIGHTSHIFT_STACK_SPARK_MASTER")
+    spark_conn = ({"conn_type": "spark", "host": master} if master else
+                  {"conn_type": "spark", "host": "spark://127.0.0.1", "port": p["spark_port"]})
     env = dict(os.environ)
     env.update({
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
@@ -158,6 +167,9 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{p['airflow_port']}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{p['airflow_port']}",
         "AIRFLOW__API__WORKERS": "2",  # the UI/API and the task execution API share it
+        # a task's calls to the execution API time out after 5 s by default: on a busy 2-core machine
+        # the API server answered slower and tasks were killed before they ran (resolve_day, first run)
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets["AIRFLOW__API_AUTH__JWT_SECRET"],
         "AIRFLOW__API__SECRET_KEY": secrets["AIRFLOW__API__SECRET_KEY"],
         "AIRFLOW__CORE__FERNET_KEY": secrets["AIRFLOW__CORE__FERNET_KEY"],
@@ -169,8 +181,7 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(p["scheduler_health_port"]),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(p["worker_log_port"]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(p["trigger_log_port"]),
-        "AIRFLOW_CONN_NIGHTSHIFT_SPARK": json.dumps({"conn_type": "spark", "host": "spark://127.0.0.1",
-                                                     "port": p["spark_port"]}),
+        "AIRFLOW_CONN_NIGHTSHIFT_SPARK": json.dumps(spark_conn),
     })
     values = {
         "deploy_dir": str(REPO / "deploy"), "lake": str(lake), "bind": "127.0.0.1",
@@ -393,36 +404,40 @@ def up(base: Path | None = None, timeout_s: float = START_TIMEOUT_S) -> dict:
         print(f"[stack] {service.name} done", flush=True)
 
     try:
+        # one polling loop: each service starts as soon as what it needs is done or healthy (the
+        # Airflow components do not wait for the Spark worker's health, for instance)
+        services = by_name()
         done: set[str] = set()
         started_names: set[str] = set()
+        deadline = started + timeout_s
         with ThreadPoolExecutor(max_workers=1) as pool:
-            once = [s for s in SERVICES if s.once]
-            futures = {s.name: pool.submit(run_once, s) for s in once}
+            futures = {s.name: pool.submit(run_once, s) for s in SERVICES if s.once}
             remaining = [s for s in SERVICES if not s.once]
-            while remaining:
+            while remaining or futures or started_names - done:
                 for name, fut in list(futures.items()):
                     if fut.done():
                         fut.result()
                         done.add(name)
                         del futures[name]
-                ready = [s for s in remaining if set(s.after) <= done]
-                for s in ready:
+                now_cfg = _config(base)
+                for name in sorted(started_names - done):
+                    pid = now_cfg["pids"].get(name)
+                    if pid and not _alive(pid):
+                        raise StackError(f"{name} exited during start-up\n{log_tail(base, name)}")
+                    if healthy(services[name], now_cfg, base):
+                        done.add(name)
+                        print(f"[stack] {name} healthy ({time.monotonic() - started:.0f}s)", flush=True)
+                for s in [s for s in remaining if set(s.after) <= done]:
                     start_service(s.name, base)
                     started_names.add(s.name)
                     print(f"[stack] started {s.name} (log {base / 'logs' / (s.name + '.log')})", flush=True)
                     remaining.remove(s)
-                if ready:
-                    continue
-                waiting = ({d for s in remaining for d in s.after} & started_names) - done
-                if waiting:
-                    wait_healthy(sorted(waiting), base, max(1.0, timeout_s - (time.monotonic() - started)))
-                    done |= waiting
-                elif futures:
+                pending = sorted((started_names - done) | {s.name for s in remaining} | set(futures))
+                if pending and time.monotonic() > deadline:
+                    raise StackError(f"not healthy after {timeout_s:.0f}s: {pending}\n"
+                                     + "\n".join(log_tail(base, n) for n in pending))
+                if pending:
                     time.sleep(0.5)
-            for fut in futures.values():
-                fut.result()
-        rest = [s.name for s in SERVICES if not s.once and s.name not in done]
-        wait_healthy(rest, base, max(1.0, timeout_s - (time.monotonic() - started)))
     except BaseException:
         down(base)
         raise
