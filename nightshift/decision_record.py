@@ -1,4 +1,6 @@
-"""The decision record a person reads: one Markdown page per nightly decision, with images.
+"""The decision record a person reads: one page per nightly decision, with images, as Markdown
+(``decision.md``) and as a self-contained HTML page (``decision.html``, images inlined: what
+MLflow's artifact viewer renders).
 
 Contents: data validation outcome, candidates' holdout metrics with bootstrap intervals, the
 challenger-vs-champion interval, slices, the backtest table, every gate check, the decision and
@@ -32,6 +34,7 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
     out = [f"# Nightshift decision: {record['source']} {record['day']}", "",
            f"**Decision: {record['decision']}**" + (" (dry run: no alias moved)" if record.get("dry_run") else ""), "",
            f"Reason: {record['reason']}", "",
+           *_champion_warning(record),
            *([f"Champion after: {('v' + record['champion_after']) if record['champion_after'] else 'none'}"
               + (f" ({record['move']})" if record.get("move") else ""), ""] if "champion_after" in record else []),
            f"Mode `{record['mode']}`; challenger `{record['best_candidate']}` registered as "
@@ -82,9 +85,24 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
             ["slice", "value", "sessions", "anomalous", "challenger F1", "champion F1", "judged"],
             [[r["slice"], r["value"], r["sessions"], r["positives"], _fmt(r["challenger_f1"]), _fmt(r["champion_f1"]),
               "yes" if r["judged"] else "too small"] for r in record["slices"]])]
-    out += ["", "## Challenger on the holdout", "", "![confusion matrix](confusion_matrix.png)", "",
-            "![precision-recall curve](precision_recall.png)", ""]
+    out += ["", "## Challenger and champion on the holdout", "", "![confusion matrices](confusion_matrix.png)", "",
+            "![precision-recall curves, operating points marked](precision_recall.png)", ""]
     return "\n".join(out)
+
+
+def _champion_warning(record: dict[str, Any]) -> list[str]:
+    """A warning when the champion that stays in production is itself below the floors tonight
+    (a "kept" must not read as "all is well")."""
+    m, policy = record.get("champion_metrics"), record.get("policy") or {}
+    if not m or record["decision"] == "promoted" or m.get("f1") is None or "floor_precision" not in policy:
+        return []
+    if m["precision"] >= policy["floor_precision"] and m["recall"] >= policy["floor_recall"]:
+        return []
+    flagged = f"; it flagged {m['flagged']:,} of {m['sessions']:,} sessions" if "flagged" in m else ""
+    return [f"> **Warning: the champion v{record.get('champion_before')} that stays in production is below the "
+            f"floors tonight**: precision {m['precision']:.3f} (floor {policy['floor_precision']}), recall "
+            f"{m['recall']:.3f} (floor {policy['floor_recall']}){flagged}. Consider a rollback "
+            "(`nightshift_rollback`) or a retraining.", ""]
 
 
 def _render_without_labels(record: dict[str, Any], out: list[str]) -> str:
@@ -137,28 +155,38 @@ def rule_rows(record: dict[str, Any]) -> str:
 
 
 def render_images(out_dir: Path, y, challenger_scores, champion_scores=None) -> list[Path]:
-    """Confusion matrix (challenger, threshold 0.5) and precision-recall curves as PNG."""
+    """Confusion matrices (challenger and, when there is one, champion; both at their operating
+    point: probability 0.5, where each model's own threshold lies) and precision-recall curves
+    with each operating point marked, as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay
+    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, precision_score, recall_score
 
     y = np.asarray(y)
+    models = [("challenger", np.asarray(challenger_scores))]
+    if champion_scores is not None:
+        models.append(("champion", np.asarray(champion_scores)))
     paths = []
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ConfusionMatrixDisplay.from_predictions(y, (np.asarray(challenger_scores) >= 0.5).astype(int), labels=[0, 1],
-                                            display_labels=["normal", "anomalous"], ax=ax, colorbar=False)
-    ax.set_title("challenger, holdout")
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 4), squeeze=False)
+    for ax, (name, scores) in zip(axes[0], models):
+        ConfusionMatrixDisplay.from_predictions(y, (scores >= 0.5).astype(int), labels=[0, 1],
+                                                display_labels=["normal", "anomalous"], ax=ax, colorbar=False)
+        ax.set_title(f"{name}, holdout")
     paths.append(out_dir / "confusion_matrix.png")
     fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 4))
     if 0 < y.sum() < len(y):
-        PrecisionRecallDisplay.from_predictions(y, challenger_scores, name="challenger", ax=ax)
-        if champion_scores is not None:
-            PrecisionRecallDisplay.from_predictions(y, champion_scores, name="champion", ax=ax)
+        for (name, scores), color in zip(models, ("C0", "C1")):
+            PrecisionRecallDisplay.from_predictions(y, scores, name=name, ax=ax, curve_kwargs={"color": color})
+            pred = (scores >= 0.5).astype(int)
+            point = (recall_score(y, pred, zero_division=0), precision_score(y, pred, zero_division=0))
+            ax.plot(*point, marker="o", markersize=8, color=color, linestyle="none",
+                    label=f"{name} operating point (P {point[1]:.2f}, R {point[0]:.2f})")
+        ax.legend(loc="lower left", fontsize=8)
     ax.set_title("precision-recall, holdout")
     paths.append(out_dir / "precision_recall.png")
     fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
@@ -166,22 +194,58 @@ def render_images(out_dir: Path, y, challenger_scores, champion_scores=None) -> 
     return paths
 
 
+def render_html(markdown_text: str, out_dir: Path) -> str:
+    """The record as one self-contained HTML page (tables rendered, images inlined as data URIs),
+    which MLflow's artifact viewer shows as a page: it shows ``decision.md`` as plain text, with
+    its image links as literal text."""
+    import base64
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+
+    def inline(match: re.Match) -> str:
+        path = out_dir / html.unescape(match.group(1))
+        if "/" in match.group(1) or not path.is_file():
+            return match.group(0)
+        return 'src="data:image/png;base64,' + base64.b64encode(path.read_bytes()).decode() + '"'
+
+    body = re.sub(r'src="([^"]+\.png)"', inline, body)
+    style = ("body{font-family:sans-serif;max-width:1000px;margin:1em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
+             "blockquote{background:#fff3cd;border-left:4px solid #e0a800;margin:1em 0;padding:.5em 1em}")
+    title = html.escape(markdown_text.splitlines()[0].lstrip("# ") if markdown_text else "Nightshift decision")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>"
+            f"<body>{body}</body></html>")
+
+
 def _write_markdown(settings, record: dict[str, Any]):
     """Render ``decision.md`` into the day's ``decision_record/`` (atomically: a reader never sees
     half a page); returns that directory."""
-    import os
-    import tempfile
-
     lake = Lake(settings.data_root)
     out_dir = lake.reports_dir(record["source"], record["day"]) / "decision_record"
     out_dir.mkdir(parents=True, exist_ok=True)
     validation = {s: lake.read_report(record["source"], record["day"], f"validation_{s}")
                   for s in ("parsed_lines", "session_features")}
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".decision.md.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(render_markdown(record, validation))
-    os.replace(tmp, out_dir / "decision.md")
+    _write_atomic(out_dir / "decision.md", render_markdown(record, validation))
     return out_dir
+
+
+def _write_html(out_dir: Path) -> None:
+    """``decision.html`` from ``decision.md`` and the images beside it."""
+    _write_atomic(out_dir / "decision.html", render_html((out_dir / "decision.md").read_text(), out_dir))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, champion_scores=None) -> dict[str, str]:
@@ -191,6 +255,7 @@ def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, 
     out_dir = _write_markdown(settings, record)
     if y is not None:          # a source without labels has no confusion matrix or PR curve
         render_images(out_dir, y, challenger_scores, champion_scores)
+    _write_html(out_dir)
     registry.call(settings, "log the decision record", registry.client(settings).log_artifacts,
                    record["best_run_id"], str(out_dir), "decision_record")
     return {"path": str(out_dir / "decision.md"), "mlflow_artifact": f"runs:/{record['best_run_id']}/decision_record/decision.md"}
@@ -202,5 +267,7 @@ def update_markdown(settings, record: dict[str, Any]) -> None:
     from nightshift import registry
 
     out_dir = _write_markdown(settings, record)
-    registry.call(settings, "log the decision record", registry.client(settings).log_artifact,
-                   record["best_run_id"], str(out_dir / "decision.md"), "decision_record")
+    _write_html(out_dir)
+    for name in ("decision.md", "decision.html"):
+        registry.call(settings, "log the decision record", registry.client(settings).log_artifact,
+                      record["best_run_id"], str(out_dir / name), "decision_record")

@@ -104,6 +104,7 @@ def metrics(y, pred) -> dict[str, float]:
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "sessions": int(len(y)),
         "positives": int(y.sum()),
+        "flagged": tp + fp,
     }
 
 

@@ -4,6 +4,7 @@ models and a real MLflow store (SQLite) on synthetic feature partitions (no Spar
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,10 @@ def test_promote_keep_rollback_and_the_log(env):
     assert len(second["backtest"]) == policy.backtest_days and second["slices"]
     md = (lake.reports_dir("hdfs", DAYS[2]) / "decision_record" / "decision.md").read_text()
     assert "## Backtest" in md and "## Slices" in md and "bootstrap" in md
+    assert "below the floors" not in md             # a healthy champion kept: no warning
+    # the same record as a self-contained page (MLflow renders HTML artifacts, not Markdown)
+    page = (lake.reports_dir("hdfs", DAYS[2]) / "decision_record" / "decision.html").read_text()
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 2 and "](confusion" not in page
 
     model = config.model_name("hdfs")
     with pytest.raises(RollbackRefused, match="has no 'previous' alias"):
@@ -166,3 +171,20 @@ def test_runs_and_versions_name_the_airflow_run_that_made_them(monkeypatch):
     text = version_description(record)
     assert text.splitlines()[0] == "**promoted** on the night of 2026-11-01 (hdfs); champion after: v3"
     assert "holdout F1 0.987" in text and "run `abc`" in text and tags["airflow.url"] in text
+
+
+def test_a_kept_champion_below_the_floors_is_flagged_in_the_record():
+    from nightshift.decision_record import render_html, render_markdown
+
+    policy = {"floor_precision": 0.5, "floor_recall": 0.5, "confidence": 0.95, "margin": 0.0}
+    weak = {"f1": 0.05, "precision": 0.025, "recall": 1.0, "sessions": 3000, "positives": 75, "flagged": 2999}
+    record = {"source": "hdfs", "day": "2026-11-04", "decision": KEPT, "reason": "floors failed", "mode": "auto",
+              "best_candidate": "random_forest", "model_name": "m", "challenger_version": "4", "champion_before": "1",
+              "labelled": True, "holdout_days": ["2026-11-04"], "train_days": ["2026-11-03"], "policy": policy,
+              "candidates": {"random_forest": {**weak, "f1_lower": 0.0, "f1_upper": 0.1}}, "champion_metrics": weak,
+              "checks": [{"name": "floors", "passed": False, "detail": "precision 0.025"}]}
+    md = render_markdown(record, {"parsed_lines": None, "session_features": None})
+    assert "Warning: the champion v1 that stays in production is below the floors tonight" in md
+    assert "it flagged 2,999 of 3,000 sessions" in md
+    assert "<blockquote>" in render_html(md, Path("/nonexistent"))
+    assert "Warning" not in render_markdown({**record, "decision": PROMOTED}, {})
