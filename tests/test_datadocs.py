@@ -150,3 +150,23 @@ def test_missing_site_and_site_url(tmp_path):
     assert site_dir_from_url("file:///x/y/local_site/index.html") == Path("/x/y/local_site")
     assert site_dir_from_url("https://docs.example.org/index.html") is None
     assert urlparse("file:///x").scheme == "file"
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="headless Chromium not installed (Debian package chromium)")
+def test_index_renders_offline_in_headless_chromium(site):
+    """The issue itself: opened as file:// (the machines this runs on reach no CDN), the index
+    builds its results table with bootstrap-table, which needs jQuery's $. (Before make_offline it
+    stays empty here: checked by hand, not asserted, since it depends on the network.)"""
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    make_offline(site)
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-extensions",
+         "--virtual-time-budget=5000", "--dump-dom", (site / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=180, check=True).stdout
+    assert "fixed-table-container" in dom                   # bootstrap-table ran
+    # ... and filled in the validation row (the page as written has no <td>: its rows are script data)
+    assert re.search(r"<td[^>]*>(?:(?!</td>).)*hdfs\.parsed_lines\.lines", dom, re.DOTALL)
+    assert "<td" not in (site / "index.html").read_text(encoding="utf-8")
