@@ -28,12 +28,15 @@ from nightshift.settings import PROJECT_ROOT
 
 pytestmark = [
     pytest.mark.stack, pytest.mark.e2e,
-    # Not yet seen passing end to end: on the shared 2-core machine one scheduled day took several
-    # minutes (Spark jobs on the standalone worker), so the module does not fit its time budget yet.
-    # `make test-stack` runs it (NIGHTSHIFT_STACK_TESTS=1).
+    # Still opt-in: on the shared 2-core machine the module took about 25 min (nights of 4-8 min)
+    # and cases b-d have not completed a run yet (docs/deploy.md). `make test-stack` runs it.
     pytest.mark.skipif(os.environ.get("NIGHTSHIFT_STACK_TESTS") != "1",
                        reason="through the full stack: set NIGHTSHIFT_STACK_TESTS=1 (make test-stack)"),
 ]
+# The backfill case (issue 9, test 3) adds two concurrent nights: it runs under `make test-stack`
+# only (NIGHTSHIFT_STACK_TESTS=1), it does not fit the module's time budget in `make test`.
+only_in_test_stack = pytest.mark.skipif(os.environ.get("NIGHTSHIFT_STACK_TESTS") != "1",
+                                        reason="adds two nights: `make test-stack` only (NIGHTSHIFT_STACK_TESTS=1)")
 
 # the public default login of Airflow/MLflow images: must be refused by the stack
 PUBLIC_DEFAULT_LOGIN = ("admin", "admin")
@@ -41,7 +44,28 @@ MODEL = "log_anomaly_hdfs"
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 DAYS = [(TODAY - dt.timedelta(days=n)).isoformat() for n in (3, 2, 1)]
 SCENARIO = Scenario(start_day=DAYS[0], days=3, seed=3, blocks_per_day=300, anomaly_rate=0.06)
-PERMISSIVE = {"margin": -1.0, "backtest_tolerance": 1.0, "slice_tolerance": 1.0, "mode": "auto"}
+PERMISSIVE = {"margin": -1.0, "backtest_tolerance": 1.0, "slice_tolerance": 1.0, "mode": "auto",
+              "bootstrap_resamples": 200}
+# A small training config for the test: two quick candidates, base parameters only (no search).
+TRAINING = {"tuning": {"budget_s": 0, "max_configs": 1},
+            "candidates": [{"name": "baseline_logreg", "kind": "logistic_regression", "params": {"C": 1.0, "max_iter": 1000}},
+                           {"name": "decision_tree", "kind": "decision_tree", "params": {"max_depth": 8, "min_samples_leaf": 2}}]}
+# Test-only deployment settings (the stack and the DAGs are the same otherwise):
+# - the Spark tasks run in local[2] inside the task process instead of on the standalone worker (an
+#   executor JVM per application on top of the driver's, one core each, on a 2-core machine); the
+#   master and worker still start and must be healthy (test_spark_cluster_is_up);
+# - the test Spark JVM settings (tests/conftest.py FAST_JVM_OPTS) for the drivers and the daemons;
+# - the dag-processor re-parses files every 10 minutes instead of 30 s (the DAGs do not change);
+# - a cluster policy shortens promote_champion's retry delay (1 min, exponential: 1-2 min) to 15 s.
+# The waits' timeouts are guards against a hung run, sized for a 2-core machine that other work
+# shares (a night took 4-6 min at load 14), not the expected times.
+TEST_POLICY = """from datetime import timedelta
+
+
+def task_policy(task):
+    if task.dag_id == "nightshift_nightly" and task.task_id == "promote_champion":
+        task.retry_delay = timedelta(seconds=15)
+"""
 
 
 def _pg_available() -> bool:
@@ -142,7 +166,7 @@ class Stack:
                 value = None
             if value:
                 return value
-            time.sleep(3)
+            time.sleep(2)
         raise AssertionError(f"timed out after {seconds}s waiting for {what}\n{self.tails()}")
 
     def serving(self) -> dict:
@@ -151,7 +175,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, spark_conf_dir):
     if not _pg_available():
         pytest.skip("no PostgreSQL reachable as superuser at 127.0.0.1:5432 (NIGHTSHIFT_PG_ADMIN_URL)")
     base = tmp_path_factory.mktemp("stack")
@@ -161,11 +185,20 @@ def stack(tmp_path_factory):
     policy = yaml.safe_load((config / "promotion.yaml").read_text())
     policy.update(PERMISSIVE)
     (config / "promotion.yaml").write_text(yaml.safe_dump(policy))
+    training = yaml.safe_load((config / "training.yaml").read_text())
+    training.update(TRAINING)
+    (config / "training.yaml").write_text(yaml.safe_dump(training))
+    from tests.conftest import FAST_JVM_OPTS
+
+    (base / "state" / "airflow" / "config").mkdir(parents=True)
+    (base / "state" / "airflow" / "config" / "airflow_local_settings.py").write_text(TEST_POLICY)
     prefix = f"nstest_{uuid.uuid4().hex[:8]}_"
     env = dict(os.environ, NIGHTSHIFT_STACK_DIR=str(base / "state"), NIGHTSHIFT_STACK_ENV_FILE=str(base / "state" / ".env"),
                NIGHTSHIFT_STACK_PORTS="auto", NIGHTSHIFT_STACK_DB_PREFIX=prefix, NIGHTSHIFT_DATA_ROOT=str(lake),
                NIGHTSHIFT_CONFIG_DIR=str(config), NIGHTSHIFT_START_DATE=DAYS[0], NIGHTSHIFT_CATCHUP="true",
-               NIGHTSHIFT_SERVE_POLL_S="2")
+               NIGHTSHIFT_SERVE_POLL_S="2", NIGHTSHIFT_STACK_SPARK_MASTER="local[2]",
+               NIGHTSHIFT_STACK_SPARK_DEFAULTS=str(spark_conf_dir / "spark-defaults.conf"),
+               SPARK_DAEMON_JAVA_OPTS=FAST_JVM_OPTS, AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="600")
     s = Stack(base, env)
     # roles of their own too, so that a test never changes the passwords of a developer's stack
     from nightshift_stack.stack import write_secrets
@@ -176,7 +209,7 @@ def stack(tmp_path_factory):
     started = time.monotonic()
     try:
         up = s.cli("up", timeout=420)
-        print(f"stack up in {time.monotonic() - started:.0f}s")
+        print(f"stack up in {time.monotonic() - started:.0f}s\n{up.stdout[-3000:]}")
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-5000:]
         yield s
     finally:
@@ -214,6 +247,24 @@ def test_unauthenticated_requests_are_refused(stack):
     assert stack.api("GET", "/nightshift/promotions.json").status_code == 200
 
 
+def test_spark_cluster_is_up(stack):
+    """The standalone master and its worker run and the worker is registered with all its cores
+    (the test's Spark tasks run in local[2]: see the module's settings above)."""
+    import httpx
+
+    state = httpx.get(stack.url("spark_ui") + "/json/", timeout=30).json()
+    assert state["status"] == "ALIVE", state
+    workers = [w for w in state["workers"] if w["state"] == "ALIVE"]
+    assert len(workers) == 1 and workers[0]["cores"] == 2, state["workers"]
+
+
+def _night_line(stack, day: str) -> str:
+    report = json.loads((stack.lake / "reports" / "source=hdfs" / f"dt={day}" / "night.json").read_text())
+    from nightshift.night import describe
+
+    return describe(report)
+
+
 # ------------------------------------------------------------------------------------------ a
 
 
@@ -229,8 +280,10 @@ def test_scheduler_runs_the_past_days_and_scoring_follows(stack):
                 if r["run_type"] == "scheduled" and (r["data_interval_start"] or "")[:10] in DAYS]
         return runs if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs) else None
 
-    runs = stack.wait(nightly_done, 900, "the three scheduled nightly runs")
+    runs = stack.wait(nightly_done, 1800, "the three scheduled nightly runs")
     by_day = {r["data_interval_start"][:10]: r for r in runs}
+    for day in DAYS:
+        print(f"night {day}: {_night_line(stack, day)}")
     assert sorted(by_day) == DAYS
     assert {d: r["state"] for d, r in by_day.items()} == {d: "success" for d in DAYS}
     # day 1: not enough labelled history; day 2: first champion (v1); day 3: the challenger wins (v2)
@@ -246,12 +299,12 @@ def test_scheduler_runs_the_past_days_and_scoring_follows(stack):
         return runs if runs and all(r["state"] in ("success", "failed") for r in runs) and \
             (stack.lake / "predictions" / "source=hdfs" / f"dt={DAYS[2]}").exists() else None
 
-    stack.wait(scored, 300, "scoring of the validated days")
+    stack.wait(scored, 900, "scoring of the validated days")
     import pandas as pd
 
     preds = pd.read_parquet(stack.lake / "predictions" / "source=hdfs" / f"dt={DAYS[2]}")
     assert len(preds) > 0 and set(preds["model_version"]) == {1}
-    stack.wait(lambda: stack.serving().get("state") == "serving" and stack.serving().get("version") == "2", 180,
+    stack.wait(lambda: stack.serving().get("state") == "serving" and stack.serving().get("version") == "2", 400,
                "the model server on v2")
 
 
@@ -263,7 +316,9 @@ def test_manual_trigger_approval_as_the_user_and_promotion_with_mlflow_down(stac
                   json={"logical_date": None, "conf": {"day": DAYS[2], "source": "hdfs", "mode": "manual"}})
     assert r.status_code == 200, r.text
     run_id = r.json()["dag_run_id"]
-    stack.wait(lambda: stack.ti("nightshift_nightly", run_id, "await_approval").get("state") == "deferred", 600,
+    # Airflow 3.3 parks a human-in-the-loop task in its own state, awaiting_input (was deferred)
+    stack.wait(lambda: stack.ti("nightshift_nightly", run_id, "await_approval").get("state")
+               in ("awaiting_input", "deferred"), 1200,
                "the approval request")
     assert stack.champion() == "2" and len(stack.log()) == 2  # nothing moves while it waits
 
@@ -274,7 +329,7 @@ def test_manual_trigger_approval_as_the_user_and_promotion_with_mlflow_down(stac
                       json={"chosen_options": ["Approve"], "params_input": {}})
         assert r.status_code == 200, r.text
         stack.wait(lambda: stack.ti("nightshift_nightly", run_id, "promote_champion").get("state") == "up_for_retry",
-                   300, "promote_champion to fail while MLflow is down")
+                   600, "promote_champion to fail while MLflow is down")
         log1 = stack.api("GET", f"/api/v2/dags/nightshift_nightly/dagRuns/{run_id}/taskInstances/promote_champion/logs/1",
                          headers={"Accept": "text/plain"}).text
         assert "RegistryUnavailable" in log1 and "unavailable while trying to" in log1, log1[-3000:]
@@ -285,7 +340,7 @@ def test_manual_trigger_approval_as_the_user_and_promotion_with_mlflow_down(stac
     assert stack.champion() == "2"  # unchanged until the retry
     stack.wait(lambda: stack.runs("nightshift_nightly") and
                next(x for x in stack.runs("nightshift_nightly") if x["dag_run_id"] == run_id)["state"] in ("success", "failed"),
-               400, "the retry of promote_champion")
+               600, "the retry of promote_champion")
     run = next(x for x in stack.runs("nightshift_nightly") if x["dag_run_id"] == run_id)
     assert run["state"] == "success"
     assert stack.champion() == "3"
@@ -304,14 +359,14 @@ def test_online_model_serves_the_new_champion_like_batch_scoring(stack):
 
     from nightshift_model import to_model_input
 
-    stack.wait(lambda: stack.serving().get("state") == "serving" and stack.serving().get("version") == "3", 240,
+    stack.wait(lambda: stack.serving().get("state") == "serving" and stack.serving().get("version") == "3", 400,
                "the model server on v3 after the promotion")
     r = stack.api("POST", "/api/v2/dags/nightshift_scoring/dagRuns",
                   json={"logical_date": None, "conf": {"day": DAYS[2], "source": "hdfs"}})
     assert r.status_code == 200, r.text
     run_id = r.json()["dag_run_id"]
     stack.wait(lambda: next((x for x in stack.runs("nightshift_scoring") if x["dag_run_id"] == run_id), {}).get("state")
-               in ("success", "failed"), 400, "the scoring run")
+               in ("success", "failed"), 900, "the scoring run")
     preds = pd.read_parquet(stack.lake / "predictions" / "source=hdfs" / f"dt={DAYS[2]}")
     assert set(preds["model_version"]) == {3}
     features = pd.read_parquet(stack.lake / "features" / "source=hdfs" / f"dt={DAYS[2]}")
@@ -322,3 +377,46 @@ def test_online_model_serves_the_new_champion_like_batch_scoring(stack):
     online = [p[1] for p in answer.json()["predictions"]]
     batch = preds.set_index("session_id").loc[features.head(5)["session_id"], "score"].tolist()
     assert online == pytest.approx(batch, abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------------ 3
+
+
+@only_in_test_stack
+def test_backfill_while_a_manual_run_promotes_one_promotion_at_a_time(stack):
+    """A backfill of the first two days (REST API) while a manual run retrains the third: the
+    runs meet, the promotions are serialised (each log entry moves the alias from where the
+    previous one left it), the registry agrees with the log, nothing is lost."""
+    before, champion = stack.log(), stack.champion()
+    r = stack.api("POST", "/api/v2/backfills",
+                  json={"dag_id": "nightshift_nightly", "from_date": f"{DAYS[0]}T00:00:00Z",
+                        "to_date": f"{DAYS[1]}T00:00:00Z", "reprocess_behavior": "completed", "max_active_runs": 1})
+    assert r.status_code == 200, r.text
+    backfill_id = r.json()["id"]
+    r = stack.api("POST", "/api/v2/dags/nightshift_nightly/dagRuns",
+                  json={"logical_date": None, "conf": {"day": DAYS[2], "source": "hdfs", "mode": "auto"}})
+    assert r.status_code == 200, r.text
+    manual_id = r.json()["dag_run_id"]
+
+    def all_done():
+        backfill = stack.api("GET", f"/api/v2/backfills/{backfill_id}").json()
+        runs = stack.runs("nightshift_nightly")
+        return runs if backfill.get("completed_at") and all(x["state"] in ("success", "failed") for x in runs) else None
+
+    runs = stack.wait(all_done, 2400, "the backfill and the manual run")
+    for day in DAYS:
+        print(f"night {day}: {_night_line(stack, day)}")
+    assert next(x for x in runs if x["dag_run_id"] == manual_id)["state"] in ("success", "failed")
+    print("runs:", [(x["dag_run_id"], x["run_type"], x["state"]) for x in runs])
+    log = stack.log()
+    new = log[len(before):]
+    assert log[:len(before)] == before          # nothing rewritten
+    assert new, "no promotion"
+    chain = [champion] + [e["to_version"] for e in new]
+    assert [e["from_version"] for e in new] == chain[:-1], new   # one at a time: no lost update
+    assert stack.champion() == chain[-1]
+    # a run that did not succeed was refused by the compare-and-swap, not lost half-way
+    for run in runs:
+        if run["state"] != "success":
+            ti = stack.ti("nightshift_nightly", run["dag_run_id"], "promote_champion")
+            assert ti.get("state") == "failed", (run, ti)
