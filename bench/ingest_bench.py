@@ -318,6 +318,7 @@ def spark_submit_cmd(job: str, day: str, driver_memory: str, *extra_args: str, m
 
 STEP_LINE = re.compile(r"nightshift\.jobrunner: step (\w+): ([0-9.]+) s")
 PHASE_LINE = re.compile(r"nightshift\.phases: phase (.+?): ([0-9.]+) s")
+STARTUP_LINE = re.compile(r"nightshift\.jobrunner: spark start-up: ([0-9.]+) s")
 
 
 def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str, master: str = MASTER) -> dict[str, Any]:
@@ -344,6 +345,7 @@ def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str, mas
     log_text = Path(run["log_file"]).read_text(errors="replace")
     steps = {m[1]: float(m[2]) for m in STEP_LINE.finditer(log_text)}
     phases = {m[1]: float(m[2]) for m in PHASE_LINE.finditer(log_text)}
+    startup = STARTUP_LINE.search(log_text)  # JVM launch to a ready session (nightshift.jobrunner)
     report = reports["ingest"]  # every input line parsed or quarantined, and all of the file read
     accounted = report["parsed_lines"] + report["quarantined_lines"]
     if accounted != report["input_lines"]:
@@ -355,6 +357,7 @@ def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str, mas
         raise BenchError(f"[{label}] ingest read {report['input_lines']} lines, the generator wrote {data['lines']}")
     print(
         f"[{label}] {what}: {run['seconds']:.1f}s (steps in the job: "
+        + (f"start-up {float(startup[1]):.1f}s, " if startup else "")
         + ", ".join(f"{k} {v:.1f}s" for k, v in steps.items())
         + f"; cpu {run['cpu_seconds']:.0f}s, load before {run['load_avg_1m_before']:.2f}), "
         f"JVM peak {_mib(run['peak_rss_jvm'])}, Python driver peak {_mib(run['peak_rss_python_driver'])}"
@@ -363,7 +366,8 @@ def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str, mas
     )
     if phases:
         print(f"[{label}]   phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()), flush=True)
-    return {**run, "master": master, "steps": steps, "phases": phases, "reports": reports}
+    return {**run, "master": master, "startup_s": float(startup[1]) if startup else None, "steps": steps,
+            "phases": phases, "reports": reports}
 
 
 def run_baseline(data: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -488,6 +492,7 @@ def summarise(entry: dict[str, Any]) -> dict[str, Any]:
     spark = entry.get("spark")
     if spark:
         row.update(
+            spark_startup_s=spark.get("startup_s"),
             spark_ingest_s=spark["steps"].get("ingest"),
             spark_features_s=spark["steps"].get("features"),
             spark_total_s=spark["seconds"],
@@ -537,6 +542,7 @@ def _fmt(value: Any, kind: str) -> str:
 COLUMNS = [
     ("size", "size", "str"),
     ("lines", "lines", "int"),
+    ("start-up s", "spark_startup_s", "s"),
     ("ingest step s", "spark_ingest_s", "s"),
     ("features step s", "spark_features_s", "s"),
     ("spark total s", "spark_total_s", "s"),
