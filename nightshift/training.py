@@ -233,7 +233,17 @@ def setup_mlflow(settings, experiment_name: str) -> str:
     if settings.mlflow_tracking_uri.startswith("sqlite:"):
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
         artifact_location = settings.mlflow_artifacts_dir.as_uri()
-    return mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
+    try:
+        return mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException as exc:
+        # the night's mapped train_candidate tasks run at once under a real executor: another
+        # one may have created it since the lookup (seen in tests/test_stack.py)
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        experiment = mlflow.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candidate_name: str) -> dict[str, Any]:

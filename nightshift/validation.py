@@ -163,6 +163,15 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
         failures.extend(batch_failures)
 
     docs = context.get_docs_sites_urls()
+    if docs:    # GX's pages load their scripts from CDNs: point them at vendored copies (offline viewing)
+        from nightshift.datadocs import UnknownCdnAssets, make_offline, site_dir_from_url
+
+        site = site_dir_from_url(docs[0]["site_url"])
+        try:
+            if site is not None and site.is_dir():
+                make_offline(site)
+        except UnknownCdnAssets as exc:     # the docs still work online; the data verdict stands
+            log.error("Data Docs not made offline: %s", exc)
     report = {
         "source": source.name,
         "day": day,

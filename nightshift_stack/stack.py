@@ -158,6 +158,8 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "MLFLOW_AUTH_ADMIN_USERNAME": secrets["MLFLOW_ADMIN_USER"],
         "MLFLOW_AUTH_ADMIN_PASSWORD": secrets["MLFLOW_ADMIN_PASSWORD"],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets["MLFLOW_FLASK_SERVER_SECRET_KEY"],
+        # no job runner: three huey consumer processes (GenAI jobs) that Nightshift does not use
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         # Airflow
         "AIRFLOW_HOME": str(base / "airflow"),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4",
