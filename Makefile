@@ -18,7 +18,7 @@ help:
 	@echo "make secrets    - generate .env (mode 600) with every password and key of the stack (kept if it exists)"
 	@echo "make stack      - start the production topology natively on 127.0.0.1 (Airflow on Postgres, MLflow with auth, Spark, champion server); state in .stack/"
 	@echo "make stack-down - stop it"
-	@echo "make bench  - ingest throughput: Spark (ingest + features) vs a single-process Python baseline, 1M and 4M lines"
+	@echo "make bench  - ingest throughput: Spark (ingest + features, local[2]; local[1] at 4M) vs the single-process baseline and drain3, 1M and 4M lines"
 	@echo "make clean  - remove generated data, Airflow home and caches (keeps .venv)"
 
 venv: $(STAMP)

@@ -1,17 +1,21 @@
-"""Throughput benchmark of the ingest path: Spark (ingest + features) vs a single Python process.
+"""Throughput benchmark of the ingest path: Spark (ingest + features) vs single Python processes.
 
 For each size (default 1M and 4M lines) this
 
 1. generates one HDFS day of about that many lines with ``nightshift_datagen.hdfs`` into its own lake
    under ``--out`` (``lake-1m``, ``lake-4m``, ...), reusing it when a marker says it was generated
    with the same scenario;
-2. runs ``jobs/ingest.py --with-features`` (what the nightly DAG's ``ingest_and_validate``
-   task runs: one Spark application) with ``spark-submit --master local[2] --driver-memory 2g`` in
-   the pipeline's local environment (``nightshift.localenv``), timing the process, reading the
-   time of each step (ingest, features) from its log, and polling the process tree every 0.2 s for
-   the peak RSS of the driver JVM and of the Python driver process;
+2. runs ``jobs/ingest.py --with-features`` (ingest + features in one Spark application; the
+   nightly DAG's ``ingest_and_validate`` task runs the same job with ``--validate`` added) with
+   ``spark-submit --master local[2] --driver-memory 2g`` in the pipeline's local environment
+   (``nightshift.localenv``), timing the process, reading the time of each step (ingest, features)
+   and each phase inside them from its log, and polling the process tree every 0.2 s for the peak
+   RSS of the driver JVM and of the Python driver process;
 3. runs the single-process Python baseline (``bench/baseline.py``) on the same file;
-4. prints a table and the target checks, and writes everything to ``<out>/results.json``.
+4. runs drain3 0.9.11 (``bench/drain3_peer.py``, in its own virtualenv ``bench/.venv-drain3``, made
+   on first use; skipped with a message when it cannot be made) doing the same work on the same file;
+5. at the largest size, runs the Spark job again with ``local[1]`` (core scaling);
+6. prints one table and the target checks, and writes everything to ``<out>/results.json``.
 
 This is a benchmark, not a test: it exits 0 when every measurement ran (even if a target is
 missed) unless ``--check`` is given, and non-zero when a job fails or the line accounting is off.
@@ -54,16 +58,19 @@ DEFAULT_DAY = "2026-11-01"
 DEFAULT_SEED = 7
 LINES_PER_BLOCK = 16  # the generator writes ~16 lines per block (session)
 MASTER = "local[2]"  # as the nightshift_spark connection (nightshift.localenv.LOCAL_SPARK_CONNECTION)
+ONE_CORE_MASTER = "local[1]"  # the core-scaling run (largest size only)
 DEFAULT_DRIVER_MEMORY = "2g"
 POLL_SECONDS = 0.2
 MARKER_NAME = "bench-scenario.json"
 KEEP_IN_LAKE = {"raw", "labels", MARKER_NAME}  # everything else is job output, removed before a run
 TAIL_LINES = 40
 
-# Targets (from the issue).
-TARGET_THROUGHPUT_RATIO = 2.0  # at 4M lines: Spark lines/s >= 2x the baseline's
+# Targets (issue 14).
+TARGET_PEER_RATIO = 1.5  # at 4M lines: Spark lines/s >= 1.5x the baseline's and >= 1.5x drain3's
+TARGET_CORE_SPEEDUP = 1.8  # at the largest size: time(local[1]) / time(local[2]) >= 1.8, whole process
 TARGET_SCALING_SLACK = 1.1  # 4x input in at most 4.4x time: time ratio <= 1.1 x input ratio
 TARGET_MEMORY_GROWTH = 1.25  # driver peak RSS at the largest size <= 1.25 x at the smallest ("not growing")
+TARGET_DEFINED_AT = 3_900_000  # the throughput targets are defined at 4M lines
 
 MIB = 1024 * 1024
 
@@ -293,13 +300,13 @@ def run_monitored(
 # --------------------------------------------------------------------------------------------------
 
 
-def spark_submit_cmd(job: str, day: str, driver_memory: str, *extra_args: str) -> list[str]:
+def spark_submit_cmd(job: str, day: str, driver_memory: str, *extra_args: str, master: str = MASTER) -> list[str]:
     """The pipeline's spark-submit command for ``jobs/<job>.py`` (as the DAG's SparkSubmitOperator
     on the local connection), with the driver memory set explicitly."""
     spark_submit = Path(sys.executable).parent / "spark-submit"
     return [
         str(spark_submit) if spark_submit.exists() else "spark-submit",
-        "--master", MASTER,
+        "--master", master,
         "--driver-memory", driver_memory,
         "--name", f"nightshift-bench-{job}",
         str(PROJECT_ROOT / "jobs" / f"{job}.py"),
@@ -310,9 +317,11 @@ def spark_submit_cmd(job: str, day: str, driver_memory: str, *extra_args: str) -
 
 
 STEP_LINE = re.compile(r"nightshift\.jobrunner: step (\w+): ([0-9.]+) s")
+PHASE_LINE = re.compile(r"nightshift\.phases: phase (.+?): ([0-9.]+) s")
+STARTUP_LINE = re.compile(r"nightshift\.jobrunner: spark start-up: ([0-9.]+) s")
 
 
-def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str) -> dict[str, Any]:
+def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str, master: str = MASTER) -> dict[str, Any]:
     """``jobs/ingest.py --with-features`` on one bench lake (one process, as the nightly DAG runs it);
     checks the exit code, the reports and the ingest line accounting."""
     label = size_label(data["requested_lines"])
@@ -321,17 +330,22 @@ def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str) -> 
     env = local_environment(airflow_home=out / "airflow-home", data_root=root)
     workdir = out / "work"  # spark-submit's cwd: keeps stray files (derby.log, ...) out of the checkout
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"[{label}] spark ingest + features ...", flush=True)
-    cmd = spark_submit_cmd("ingest", day, driver_memory, "--with-features")
+    what = "spark ingest + features" + ("" if master == MASTER else f" ({master})")
+    print(f"[{label}] {what} ...", flush=True)
+    cmd = spark_submit_cmd("ingest", day, driver_memory, "--with-features", master=master)
+    suffix = "" if master == MASTER else "-" + re.sub(r"\W", "", master)
     run = run_monitored(
-        f"spark ingest + features ({label})", cmd, env, workdir, out / "logs" / f"{label}-spark.log", "jobs/ingest.py"
+        f"{what} ({label})", cmd, env, workdir, out / "logs" / f"{label}-spark{suffix}.log", "jobs/ingest.py"
     )
     reports = {}
     for step in ("ingest", "features"):
         reports[step] = Lake(root).read_report(SOURCE, day, step)
         if reports[step] is None:
             raise BenchError(f"spark ({label}) exited 0 but wrote no {step} report; see {run['log_file']}")
-    steps = {m[1]: float(m[2]) for m in STEP_LINE.finditer(Path(run["log_file"]).read_text(errors="replace"))}
+    log_text = Path(run["log_file"]).read_text(errors="replace")
+    steps = {m[1]: float(m[2]) for m in STEP_LINE.finditer(log_text)}
+    phases = {m[1]: float(m[2]) for m in PHASE_LINE.finditer(log_text)}
+    startup = STARTUP_LINE.search(log_text)  # JVM launch to a ready session (nightshift.jobrunner)
     report = reports["ingest"]  # every input line parsed or quarantined, and all of the file read
     accounted = report["parsed_lines"] + report["quarantined_lines"]
     if accounted != report["input_lines"]:
@@ -342,14 +356,18 @@ def run_spark(data: dict[str, Any], day: str, out: Path, driver_memory: str) -> 
     if report["input_lines"] != data["lines"]:
         raise BenchError(f"[{label}] ingest read {report['input_lines']} lines, the generator wrote {data['lines']}")
     print(
-        f"[{label}] spark ingest + features: {run['seconds']:.1f}s (steps in the job: "
+        f"[{label}] {what}: {run['seconds']:.1f}s (steps in the job: "
+        + (f"start-up {float(startup[1]):.1f}s, " if startup else "")
         + ", ".join(f"{k} {v:.1f}s" for k, v in steps.items())
         + f"; cpu {run['cpu_seconds']:.0f}s, load before {run['load_avg_1m_before']:.2f}), "
         f"JVM peak {_mib(run['peak_rss_jvm'])}, Python driver peak {_mib(run['peak_rss_python_driver'])}"
         + (f", Python workers peak {_mib(run['peak_rss_python_workers'])}" if run["peak_rss_python_workers"] else ""),
         flush=True,
     )
-    return {**run, "steps": steps, "reports": reports}
+    if phases:
+        print(f"[{label}]   phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()), flush=True)
+    return {**run, "master": master, "startup_s": float(startup[1]) if startup else None, "steps": steps,
+            "phases": phases, "reports": reports}
 
 
 def run_baseline(data: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -382,6 +400,78 @@ def run_baseline(data: dict[str, Any], out: Path) -> dict[str, Any]:
     return result
 
 
+def drain3_python() -> tuple[Path | None, str | None]:
+    """drain3's own virtualenv (``bench/.venv-drain3``, made by ``bench/miners.py`` on first use):
+    ``(python, None)``, or ``(None, why)`` when it cannot be made (e.g. no network)."""
+    import contextlib
+    import io
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        from miners import DRAIN3_VENV, drain3_python as make_venv
+    finally:
+        sys.path.pop(0)
+    if not (DRAIN3_VENV / "bin" / "python").exists():
+        print(f"making {DRAIN3_VENV} (drain3 0.9.11; not timed) ...", flush=True)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        py = make_venv()
+    if py is not None:
+        probe = subprocess.run([str(py), "-c", "import drain3"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return py, None
+        return None, f"{py} cannot import drain3: {probe.stderr.strip()[-300:]}"
+    return None, err.getvalue().strip() or f"cannot make {DRAIN3_VENV}"
+
+
+def drain3_job(source_name: str = SOURCE) -> dict[str, Any]:
+    """What drain3 is given: the source's header regex, masks, session regex and Drain parameters."""
+    from nightshift.sources import load_source
+
+    source = load_source(source_name, PROJECT_ROOT / "sources")
+    drain = source.drain
+    return {
+        "header": source.log_format.python_regex.pattern,
+        "message_group": source.log_format.group_index[source.message_field],
+        "masks": [m.regex for m in source.masks],
+        "session_regex": source.session_id_regex,
+        "depth": int(drain.get("depth", 4)),
+        "similarity_threshold": float(drain.get("similarity_threshold", 0.5)),
+        "max_children": int(drain.get("max_children", 100)),
+    }
+
+
+def run_drain3(data: dict[str, Any], out: Path, py: Path) -> dict[str, Any]:
+    """bench/drain3_peer.py on the day's raw file with drain3's venv python, in its own process."""
+    label = size_label(data["requested_lines"])
+    print(f"[{label}] drain3 ...", flush=True)
+    log_file = out / "logs" / f"{label}-drain3.log"
+    cmd = [str(py), str(Path(__file__).resolve().parent / "drain3_peer.py"), data["log_file"], json.dumps(drain3_job())]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    run = run_monitored(f"drain3 ({label})", cmd, env, PROJECT_ROOT, log_file, None)
+    last = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.startswith("{")]
+    if not last:
+        raise BenchError(f"drain3 ({label}) printed no result; last lines of {log_file}:\n{_tail(log_file)}")
+    counts = json.loads(last[-1])
+    if counts["lines"] != data["lines"]:
+        raise BenchError(f"[{label}] drain3 read {counts['lines']} lines, the generator wrote {data['lines']}")
+    result = {
+        "seconds": run["seconds"],  # process wall time (interpreter start-up and drain3 import included)
+        "loop_seconds": counts["seconds"],
+        "cpu_seconds": run["cpu_seconds"],
+        "load_avg_1m_before": run["load_avg_1m_before"],
+        "peak_rss": counts["peak_rss_bytes"],
+        "counts": {k: counts[k] for k in ("lines", "parsed", "unparsed", "with_session", "sessions", "templates")},
+        "log_file": str(log_file),
+    }
+    print(
+        f"[{label}] drain3: {result['seconds']:.1f}s ({counts['lines'] / result['seconds']:,.0f} lines/s), "
+        f"peak RSS {_mib(result['peak_rss'])}, {counts['templates']} clusters, {counts['sessions']:,} sessions",
+        flush=True,
+    )
+    return result
+
+
 # --------------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------------
@@ -402,6 +492,7 @@ def summarise(entry: dict[str, Any]) -> dict[str, Any]:
     spark = entry.get("spark")
     if spark:
         row.update(
+            spark_startup_s=spark.get("startup_s"),
             spark_ingest_s=spark["steps"].get("ingest"),
             spark_features_s=spark["steps"].get("features"),
             spark_total_s=spark["seconds"],
@@ -410,15 +501,27 @@ def summarise(entry: dict[str, Any]) -> dict[str, Any]:
             python_driver_peak_rss=spark["peak_rss_python_driver"],
             spark_total_cpu_s=spark["cpu_seconds"],
         )
-    baseline = entry.get("baseline")
-    if baseline:
+    one_core = entry.get("spark_local1")
+    if one_core:
         row.update(
-            baseline_s=baseline["seconds"],
-            baseline_lines_per_s=lines / baseline["seconds"],
-            baseline_cpu_s=baseline["cpu_seconds"],
-            baseline_peak_rss=baseline["peak_rss"],
+            spark1_total_s=one_core["seconds"],
+            spark1_lines_per_s=lines / one_core["seconds"],
+            spark1_total_cpu_s=one_core["cpu_seconds"],
+            spark1_ingest_s=one_core["steps"].get("ingest"),
+            spark1_features_s=one_core["steps"].get("features"),
         )
+        row["core_speedup"] = _ratio(row["spark1_total_s"], row.get("spark_total_s"))
+    for peer in ("baseline", "drain3"):
+        run = entry.get(peer)
+        if run:
+            row.update({
+                f"{peer}_s": run["seconds"],
+                f"{peer}_lines_per_s": lines / run["seconds"],
+                f"{peer}_cpu_s": run["cpu_seconds"],
+                f"{peer}_peak_rss": run["peak_rss"],
+            })
     row["ratio"] = _ratio(row.get("spark_lines_per_s"), row.get("baseline_lines_per_s"))
+    row["ratio_drain3"] = _ratio(row.get("spark_lines_per_s"), row.get("drain3_lines_per_s"))
     return row
 
 
@@ -439,13 +542,19 @@ def _fmt(value: Any, kind: str) -> str:
 COLUMNS = [
     ("size", "size", "str"),
     ("lines", "lines", "int"),
+    ("start-up s", "spark_startup_s", "s"),
     ("ingest step s", "spark_ingest_s", "s"),
     ("features step s", "spark_features_s", "s"),
     ("spark total s", "spark_total_s", "s"),
     ("spark lines/s", "spark_lines_per_s", "int"),
+    ("local[1] s", "spark1_total_s", "s"),
+    ("local[1] lines/s", "spark1_lines_per_s", "int"),
     ("baseline s", "baseline_s", "s"),
     ("baseline lines/s", "baseline_lines_per_s", "int"),
-    ("ratio", "ratio", "x"),
+    ("drain3 s", "drain3_s", "s"),
+    ("drain3 lines/s", "drain3_lines_per_s", "int"),
+    ("spark/baseline", "ratio", "x"),
+    ("spark/drain3", "ratio_drain3", "x"),
     ("driver JVM peak RSS", "jvm_peak_rss", "mib"),
     ("driver Python peak RSS", "python_driver_peak_rss", "mib"),
 ]
@@ -467,12 +576,26 @@ def target_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not rows:
         return checks
     small, large = rows[0], rows[-1]
+    where = "" if large["lines"] >= TARGET_DEFINED_AT else " (defined at 4M lines)"
+    for key, peer in (("ratio", "baseline"), ("ratio_drain3", "drain3")):
+        checks.append(
+            {
+                "name": f"throughput at {large['size']}: spark lines/s / {peer} lines/s",
+                "target": f">= {TARGET_PEER_RATIO:g}{where}",
+                "value": large.get(key),
+                "passed": None if large.get(key) is None else large[key] >= TARGET_PEER_RATIO,
+            }
+        )
+    speedup = large.get("core_speedup")
     checks.append(
         {
-            "name": f"throughput at {large['size']}: spark lines/s / baseline lines/s",
-            "target": f">= {TARGET_THROUGHPUT_RATIO:g}" + ("" if large["lines"] >= 3_900_000 else " (defined at 4M lines)"),
-            "value": large.get("ratio"),
-            "passed": None if large.get("ratio") is None else large["ratio"] >= TARGET_THROUGHPUT_RATIO,
+            "name": f"core scaling at {large['size']}: time(local[1]) / time(local[2]), whole process",
+            "target": f">= {TARGET_CORE_SPEEDUP:g}",
+            "value": speedup,
+            "passed": None if speedup is None else speedup >= TARGET_CORE_SPEEDUP,
+            "step_speedups": {
+                step: _ratio(large.get(f"spark1_{step}_s"), large.get(f"spark_{step}_s")) for step in ("ingest", "features")
+            },
         }
     )
     if large is small:
@@ -529,15 +652,18 @@ def render_checks(checks: list[dict[str, Any]]) -> str:
                     f"\n         spark marginal throughput (fixed costs removed): "
                     f"{c['spark_marginal_lines_per_s']:,.0f} lines/s"
                 )
+        steps = {k: v for k, v in (c.get("step_speedups") or {}).items() if v is not None}
+        if steps:
+            line += "\n         per step: " + ", ".join(f"{k} {v:.2f}x" for k, v in steps.items())
         out.append(line)
     return "\n".join(out)
 
 
-def consistency(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """Spark's ingest report vs the baseline's counts for the same file (both do the same work, so
-    they should agree; templates may differ slightly: Spark mines distinct messages, the baseline
-    every line in file order)."""
-    spark, baseline = entry.get("spark"), entry.get("baseline")
+def consistency(entry: dict[str, Any], peer: str = "baseline") -> dict[str, Any] | None:
+    """Spark's ingest report vs a peer's counts for the same file (both do the same work, so
+    they should agree; templates may differ slightly: Spark mines distinct messages, the peers
+    every line in file order, and drain3 is another Drain implementation)."""
+    spark, baseline = entry.get("spark"), entry.get(peer)
     if not (spark and baseline):
         return None
     ingest, counts = spark["reports"]["ingest"], baseline["counts"]
@@ -585,6 +711,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--driver-memory", default=DEFAULT_DRIVER_MEMORY, help="spark-submit --driver-memory (default 2g)")
     p.add_argument("--no-spark", action="store_true", help="skip the Spark path")
     p.add_argument("--no-baseline", action="store_true", help="skip the Python baseline")
+    p.add_argument("--no-drain3", action="store_true", help="skip the drain3 peer")
+    p.add_argument(
+        "--no-core-scaling", action="store_true", help=f"skip the {ONE_CORE_MASTER} run of the Spark job at the largest size"
+    )
     p.add_argument("--check", action="store_true", help="exit 3 when a target is missed")
     return p
 
@@ -623,6 +753,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     status = 0
+    drain3_py = None
+    if not args.no_drain3:
+        drain3_py, why = drain3_python()
+        results["drain3"] = {"python": str(drain3_py) if drain3_py else None, "skipped": why}
+        if drain3_py is None:
+            print(f"drain3 skipped (its column stays empty): {why}", flush=True)
     try:
         for size in sizes:
             data = prepare_lake(out, size, args.day, args.seed, args.anomaly_rate)
@@ -633,12 +769,17 @@ def main(argv: list[str] | None = None) -> int:
                 entry["spark"] = run_spark(data, args.day, out, args.driver_memory)
             if not args.no_baseline:
                 entry["baseline"] = run_baseline(data, out)
+            if drain3_py is not None:
+                entry["drain3"] = run_drain3(data, out, drain3_py)
+            if not args.no_spark and not args.no_core_scaling and size == sizes[-1]:
+                entry["spark_local1"] = run_spark(data, args.day, out, args.driver_memory, master=ONE_CORE_MASTER)
     except BenchError as exc:
         print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
         results["error"] = str(exc)
         status = 1
     for entry in results["runs"]:
         entry["consistency"] = consistency(entry)
+        entry["consistency_drain3"] = consistency(entry, "drain3")
     rows = [summarise(entry) for entry in results["runs"] if "spark" in entry or "baseline" in entry]
     checks = target_checks(rows) if status == 0 else []
     results.update(
@@ -654,9 +795,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "" if args.no_spark else
             f"\nspark = jobs/ingest.py --with-features via spark-submit --master {MASTER} --driver-memory "
-            f"{args.driver_memory}: one process, as the nightly DAG runs it; spark total s is its wall time "
-            "(JVM start-up included), the step columns are the time of each step inside it; ratio = spark "
-            "lines/s / baseline lines/s."
+            f"{args.driver_memory}: one process (ingest + features; the nightly DAG also validates in it); "
+            "spark total s is its wall time (JVM start-up included), the step columns are the time of each "
+            f"step inside it; local[1] = the same job with --master {ONE_CORE_MASTER} (largest size only). "
+            "baseline = bench/baseline.py, drain3 = bench/drain3_peer.py (drain3 0.9.11): one Python "
+            "process each, interpreter start-up included. Ratios are of lines/s."
         )
         print(
             f"load average (1 min) at start {results['load_avg_at_start'][0]:.2f}, at end "
@@ -667,19 +810,22 @@ def main(argv: list[str] | None = None) -> int:
         cpus = results["machine"]["cpus"] or 1
         parts = [
             f"{what} {row[key + '_cpu_s']:.1f} s in {row[key + '_s']:.1f} s wall ({row[key + '_cpu_s'] / row[key + '_s']:.2f} cores)"
-            for what, key in (("spark", "spark_total"), ("baseline", "baseline"))
+            for what, key in (("spark", "spark_total"), ("local[1]", "spark1_total"), ("baseline", "baseline"),
+                              ("drain3", "drain3"))
             if row.get(key + "_cpu_s") is not None and row.get(key + "_s")
         ]
         if parts:
             print(f"[{row['size']}] CPU used (of {cpus} cores): " + "; ".join(parts))
     for entry in results["runs"]:
-        if entry.get("consistency"):
-            label = size_label(entry["data"]["requested_lines"])
-            parts = [
-                f"{name} {c['spark']:,}" if c["equal"] else f"{name} DIFFER (spark {c['spark']:,}, baseline {c['baseline']:,})"
-                for name, c in entry["consistency"].items()
-            ]
-            print(f"[{label}] spark vs baseline: " + "; ".join(parts))
+        for peer in ("baseline", "drain3"):
+            found = entry.get("consistency" if peer == "baseline" else "consistency_drain3")
+            if found:
+                label = size_label(entry["data"]["requested_lines"])
+                parts = [
+                    f"{name} {c['spark']:,}" if c["equal"] else f"{name} DIFFER (spark {c['spark']:,}, {peer} {c['baseline']:,})"
+                    for name, c in found.items()
+                ]
+                print(f"[{label}] spark vs {peer}: " + "; ".join(parts))
     if checks:
         print("\ntargets:")
         print(render_checks(checks))

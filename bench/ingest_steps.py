@@ -4,7 +4,10 @@
 
 Run ``make bench`` (or ``bench/ingest_bench.py --sizes 4m``) first: it generates the lake. Every
 figure is one Spark action writing to the ``noop`` sink in one warm local[2] session (1g driver),
-so it includes the text scan and no Parquet write. Steps marked "before" rebuild, for comparison,
+so it includes the text scan and no Parquet write; each is printed as wall time and as the CPU
+seconds the JVM used (less sensitive than wall time to other work on the machine). The "+" steps
+add the per-line stages of ``classify_lines`` one at a time (UTF-8 repair, format regex, split,
+timestamp, masks, session id), so their differences say what each costs. Steps marked "before" rebuild, for comparison,
 the form an expression had before it was made cheaper (lazy fields, an unguarded mask, a string
 in an aggregation buffer). The session-features steps read the parsed partition that the last
 bench run left in the lake.
@@ -55,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--day", default="2026-11-01")
     args = p.parse_args(argv)
 
+    import psutil
     from pyspark.sql import functions as F
 
     from nightshift.features import session_features
-    from nightshift.ingest import FIELD_SEPARATOR, classify_lines, line_parts, read_parsed_lines, read_raw_lines, raw_files
+    from nightshift.ingest import (
+        FIELD_SEPARATOR, classify_lines, line_parts, mask_expression, read_parsed_lines, read_raw_lines, raw_files,
+        timestamp_expression,
+    )
     from nightshift.lake import Lake
     from nightshift.sources import load_source
     from nightshift.spark import get_spark
@@ -78,10 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     (mask, _), = source.mask_passes()
     unguarded = "|".join(f"(?:{m.regex})" for m in source.masks)
 
+    jvm = next(p for p in psutil.Process().children(recursive=True) if p.name() == "java")
+
+    def jvm_cpu() -> float:
+        times = jvm.cpu_times()
+        return times.user + times.system
+
     def step(name: str, frame) -> None:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), jvm_cpu()
         frame.write.format("noop").mode("overwrite").save()
-        print(f"{name:66s} {time.monotonic() - started:6.2f} s", flush=True)
+        print(f"{name:66s} {time.monotonic() - started:6.2f} s  JVM CPU {jvm_cpu() - cpu:6.2f} s", flush=True)
 
     print(f"{sum(Path(f).stat().st_size for f in files) / 2**20:,.0f} MiB in {len(files)} file(s); local[2]")
     step("warm-up (scan)", text)
@@ -91,6 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     step("HDFS masks, before: unguarded alternation", text.select(F.regexp_replace(message, unguarded, "<*>")))
     step("HDFS masks, first-character guard", text.select(F.regexp_replace(message, mask, "<*>")))
     step("session id regexp_extract", text.select(F.regexp_extract(message, source.session_id_regex, 0)))
+    # classify_lines' per-line stages added one at a time
+    ts_text = " ".join("${%s}" % name for name in source.timestamp_fields)
+    full = "".join(FIELD_SEPARATOR + (ts_text if p == "<timestamp>" else "${%s}" % p) for p in line_parts(source))
+    n_parts = len(line_parts(source))
+    repaired = text.select(F.make_valid_utf8("value").alias("_line"), (~F.is_valid_utf8("value")).alias("_r"))
+    step("+ UTF-8 repair (make_valid_utf8, is_valid_utf8)", repaired)
+    joined = repaired.select(F.regexp_replace("_line", "(?s)" + fmt, full).alias("_joined"))
+    step("+ format regex (replacement)", joined)
+    split = joined.select(F.split("_joined", FIELD_SEPARATOR, -1).alias("_parts"))
+    step("+ split into fields", split)
+    stamped = split.select(timestamp_expression(F.get("_parts", 1), source, args.day).alias("_ts"),
+                           F.get("_parts", n_parts).alias("_message"))
+    step("+ timestamp (try_to_timestamp)", stamped)
+    masked = stamped.select("_ts", "_message", mask_expression(F.col("_message"), source).alias("_masked"))
+    step("+ masks", masked)
+    step("+ session id", masked.select("_ts", "_masked", F.regexp_extract("_message", source.session_id_regex, 0)))
     step("whole classification (classify_lines, all columns)", classify_lines(lines, source))
 
     parsed_dir = lake.parsed_dir("hdfs", args.day)

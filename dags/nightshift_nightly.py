@@ -212,11 +212,12 @@ def nightshift_nightly():
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report_night(day: str, params=None, dag_run=None, ti=None) -> dict:
         """Write the night report: the run's wall time so far, split into Airflow, Spark start-up,
-        Spark work and training (runs whatever happened before it)."""
+        Spark work and training (runs whatever happened before it); a night that ended without a
+        decision gets a ``failed`` decision report with the reason."""
         import datetime as dt
 
         from nightshift.context import TaskContext
-        from nightshift.night import describe, night_report, run_start
+        from nightshift.night import describe, night_report, record_failed_night, run_start
 
         ctx = TaskContext.load()
         trained = ti.xcom_pull(task_ids="train_candidate", default=None) or []   # none when training skipped
@@ -227,6 +228,9 @@ def nightshift_nightly():
                               trained, run_id=dag_run.run_id)
         ctx.lake.write_report(params["source"], day, "night", report)
         print(describe(report))
+        failed = record_failed_night(ctx.lake, params["source"], day, started, run_id=dag_run.run_id)
+        if failed:
+            print(f"no decision tonight: {failed['reason']}")
         return report
 
     day = resolve_day()

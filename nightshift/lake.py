@@ -246,6 +246,12 @@ class Lake:
         return json.loads(path.read_text())
 
 
+def report_mtime(lake: "Lake", source: str, day: str, step: str) -> float | None:
+    """When a report was last written (epoch seconds), or None when there is none."""
+    path = lake.report_file(source, day, step)
+    return path.stat().st_mtime if path.exists() else None
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON to ``path`` via a temp file and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

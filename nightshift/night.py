@@ -118,3 +118,26 @@ def _union_seconds(windows: list[list[float]]) -> float:
             total += end - reach
             reach = end
     return total
+
+
+def record_failed_night(lake, source: str, day: str, run_started: dt.datetime, run_id: str | None = None) -> dict | None:
+    """When this run ended without a decision for the day (validation failed, a task failed),
+    write the day's decision report as ``failed`` with the reason in one line, so every night
+    has a decision record; returns it (None when the run made its decision)."""
+    from nightshift.lake import report_mtime
+
+    decided_at = report_mtime(lake, source, day, "decision")
+    if decided_at is not None and decided_at >= run_started.timestamp():
+        return None
+    reason = "the run stopped before a decision (see the failed task's log)"
+    spark = lake.read_report(source, day, "spark_ingest") or {}
+    if spark.get("started_at", 0) < run_started.timestamp() or spark.get("exit_code") != 0:
+        reason = "the Spark job (ingest, features, validation) did not finish: see ingest_and_validate's log"
+    for suite in ("parsed_lines", "session_features"):
+        report = lake.read_report(source, day, f"validation_{suite}")
+        if report and not report["success"]:
+            reason = f"validation failed: {suite}: " + "; ".join(report["failures"][:2])
+            break
+    record = {"source": source, "day": day, "decision": "failed", "reason": reason, "run_id": run_id}
+    lake.write_report(source, day, "decision", record)
+    return record

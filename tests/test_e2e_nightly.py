@@ -75,11 +75,14 @@ def test_validation_results(pipeline_run):
     assert failed["success"] is False
     assert any("quarantine_rate" in reason for reason in failed["failures"]), failed["failures"]
     # the failed day keeps its data (its features were built in the same Spark application as
-    # ingest) and goes no further: features not validated, no decision, never trained on later
+    # ingest) and goes no further: features not validated, a "failed" decision, never trained on later
     assert lake.parsed_dir("hdfs", DAYS[2]).exists() and lake.quarantine_dir("hdfs", DAYS[2]).exists()
     assert lake.features_dir("hdfs", DAYS[2]).exists()
     assert lake.read_report("hdfs", DAYS[2], "validation_session_features") is None
-    assert lake.read_report("hdfs", DAYS[2], "decision") is None
+    failed_night = lake.read_report("hdfs", DAYS[2], "decision")   # every night has a decision record
+    assert failed_night["decision"] == "failed" and failed_night["reason"].startswith("validation failed: parsed_lines: ")
+    night = lake.read_report("hdfs", DAYS[2], "night")
+    assert night["spark_steps_s"].keys() == {"ingest", "features", "validate_parsed_lines"}   # stopped after it failed
     later = [lake.read_report("hdfs", d, "decision") for d in DAYS[3:]]
     trained = [r for r in later if r and r.get("train_days")]
     assert trained, later

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from nightshift.lake import Lake
-from nightshift.night import describe, night_report, run_start
+from nightshift.night import describe, night_report, record_failed_night, run_start
 
 DAY = "2026-11-01"
 START = dt.datetime(2026, 11, 2, 0, 0, 0, tzinfo=dt.timezone.utc)
@@ -48,3 +48,24 @@ def test_the_night_starts_with_the_run_unless_the_run_start_is_a_logical_date():
     logical = dt.datetime(2005, 6, 5, tzinfo=dt.timezone.utc)           # airflow dags test
     assert run_start(logical, first_task) == first_task
     assert run_start(None, first_task) == first_task and run_start(START, None) == START
+
+
+def test_a_night_without_a_decision_gets_a_failed_record_with_the_reason(tmp_path):
+    lake = Lake(tmp_path)
+    _spark_report(lake, START + dt.timedelta(seconds=3), 9.0, {"ingest": 5.0}, 21.0)
+    lake.write_report("hdfs", DAY, "validation_parsed_lines", {
+        "success": False, "failures": ["ingest: quarantine_rate observed 0.068", "lines: level not in set"]})
+    record = record_failed_night(lake, "hdfs", DAY, START, run_id="r1")
+    assert record["decision"] == "failed"
+    assert record["reason"] == "validation failed: parsed_lines: ingest: quarantine_rate observed 0.068; lines: level not in set"
+    assert lake.read_report("hdfs", DAY, "decision") == record
+    # a run that decided keeps its decision
+    lake.write_report("hdfs", DAY, "decision", {"decision": "kept"})
+    assert record_failed_night(lake, "hdfs", DAY, START) is None
+    assert lake.read_report("hdfs", DAY, "decision") == {"decision": "kept"}
+    # a decision left by an earlier run does not count; no Spark report of this run: the job did not finish
+    other = tmp_path / "other"
+    lake = Lake(other)
+    lake.write_report("hdfs", DAY, "decision", {"decision": "kept"})
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)
+    assert "Spark job" in record_failed_night(lake, "hdfs", DAY, later)["reason"]
