@@ -99,6 +99,7 @@ def test_dag_scores_a_day_through_airflow(spark, tmp_path, airflow_env):
     set_aliases(env["MLFLOW_TRACKING_URI"], champion=version)
 
     log_file = tmp_path / "logs" / "scoring.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as out:
         proc = subprocess.run(
             ["airflow", "dags", "test", DAG_ID, "2026-05-02", "-c", json.dumps({"source": "hdfs", "day": day})],
