@@ -98,7 +98,8 @@ def nightshift_nightly():
 
         from nightshift.lake import check_day
 
-        ti.xcom_push(key="started_at", value=time.time())     # the night report's clock (report_night)
+        # the night report's clock (report_night): when this first task started
+        ti.xcom_push(key="started_at", value=ti.start_date.timestamp() if ti.start_date else time.time())
 
         if params.get("day"):
             return check_day(params["day"])

@@ -45,6 +45,9 @@ class JobTimer:
             "job": self.job,
             "exit_code": exit_code,
             "started_at": self.started_at,
+            # the Airflow run that launched the job (its task's AIRFLOW_CTX_* reach spark-submit's
+            # driver): the night report matches on it rather than on clocks
+            "airflow_run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
             "ended_at": ended,
             "wall_s": round(ended - self.started_at, 3),
             "startup_s": round(startup, 3),

@@ -70,8 +70,7 @@ def night_report(lake, source: str, day: str, run_started: dt.datetime, now: dt.
     """The ``night`` report for ``day``: the run's wall time split into parts (seconds)."""
     wall = max(0.0, (now - run_started).total_seconds())
     spark = lake.read_report(source, day, "spark_ingest") or {}
-    # a spark_ingest report left by an earlier run of the day does not count against this one
-    if spark and spark.get("started_at", 0) < run_started.timestamp():
+    if not _same_run(spark, run_started, run_id):    # left by an earlier run of the day
         spark = {}
     startup = float(spark.get("startup_s", 0.0))
     work = float(spark.get("work_s", 0.0))
@@ -97,6 +96,21 @@ def night_report(lake, source: str, day: str, run_started: dt.datetime, now: dt.
         "spark_exit_code": spark.get("exit_code"),
         "candidates_trained": len(windows),
     }
+
+
+# psutil's process start times derive from the boot time in whole seconds: a JVM launched just
+# after the run's clock started can look up to a second or two older
+CLOCK_SLACK_S = 5.0
+
+
+def _same_run(spark: dict, run_started: dt.datetime, run_id: str | None) -> bool:
+    """Whether a ``spark_ingest`` report belongs to this run: by the Airflow run id it recorded,
+    else (older reports, a job run outside Airflow) by its start time."""
+    if not spark:
+        return False
+    if spark.get("airflow_run_id") and run_id:
+        return spark["airflow_run_id"] == run_id
+    return spark.get("started_at", 0) >= run_started.timestamp() - CLOCK_SLACK_S
 
 
 def describe(report: dict) -> str:
@@ -131,7 +145,7 @@ def record_failed_night(lake, source: str, day: str, run_started: dt.datetime, r
         return None
     reason = "the run stopped before a decision (see the failed task's log)"
     spark = lake.read_report(source, day, "spark_ingest") or {}
-    if spark.get("started_at", 0) < run_started.timestamp() or spark.get("exit_code") != 0:
+    if not _same_run(spark, run_started, run_id) or spark.get("exit_code") != 0:
         reason = "the Spark job (ingest, features, validation) did not finish: see ingest_and_validate's log"
     for suite in ("parsed_lines", "session_features"):
         report = lake.read_report(source, day, f"validation_{suite}")

@@ -69,3 +69,14 @@ def test_a_night_without_a_decision_gets_a_failed_record_with_the_reason(tmp_pat
     lake.write_report("hdfs", DAY, "decision", {"decision": "kept"})
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)
     assert "Spark job" in record_failed_night(lake, "hdfs", DAY, later)["reason"]
+
+
+def test_the_spark_report_is_matched_to_its_run_by_run_id_not_by_clocks(tmp_path):
+    lake = Lake(tmp_path)
+    # psutil's start time of the JVM can read a second before the run's clock: same run id counts
+    _spark_report(lake, START - dt.timedelta(seconds=1), 6.0, {"ingest": 9.0}, 20.0)
+    report = lake.read_report("hdfs", DAY, "spark_ingest")
+    lake.write_report("hdfs", DAY, "spark_ingest", {**report, "airflow_run_id": "r1"})
+    assert night_report(lake, "hdfs", DAY, START, START + dt.timedelta(seconds=40), [], run_id="r1")["parts"]["spark_work_s"] == 9.0
+    # another run's report (a re-run of the day) never counts, however recent
+    assert night_report(lake, "hdfs", DAY, START, START + dt.timedelta(seconds=40), [], run_id="r2")["parts"]["spark_work_s"] == 0.0
