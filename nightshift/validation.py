@@ -124,6 +124,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     datasource = context.data_sources.add_or_update_spark(name="spark")
     failures: list[str] = []
     checked: dict[str, dict] = {}
+    pages: dict[str, str] = {}
     if suite == "parsed_lines":
         ingest_fingerprint = (lake.read_report(source.name, day, "ingest") or {}).get("data_fingerprint")
         if ingest_fingerprint is not None and ingest_fingerprint != fingerprint:
@@ -154,6 +155,10 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
                                 run_id=RunIdentifier(run_name=f"{source.name} {day} {suite}.{batch_name}"))
         batch_failures = []
         evaluated = 0
+        for identifier in result.run_results:       # the exact Data Docs page of this result
+            urls = context.get_docs_sites_urls(resource_identifier=identifier)
+            if urls and urls[0].get("site_url"):
+                pages[batch_name] = urls[0]["site_url"]
         for run_result in result.run_results.values():
             for expectation_result in run_result.results:
                 evaluated += 1
@@ -181,6 +186,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
         "batches": checked,
         "data_fingerprint": fingerprint,
         "data_docs": docs[0]["site_url"] if docs else None,
+        "data_docs_pages": pages,
     }
     lake.write_report(source.name, day, f"validation_{suite}", report)
     if failures:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dataclasses
 
 import pytest
@@ -32,6 +34,12 @@ def test_good_day_passes_and_builds_data_docs(spark, lake, hdfs_source, settings
     validations = lake.gx_dir / "uncommitted" / "validations"
     run_dirs = {p.name for p in validations.rglob("*") if p.is_dir()}
     assert f"hdfs {DAY} parsed_lines.lines" in run_dirs and "__none__" not in run_dirs, sorted(run_dirs)
+    # ... and the report links each batch's exact result page, which exists
+    from urllib.parse import unquote, urlparse
+
+    assert set(report["data_docs_pages"]) == {"lines", "ingest"}
+    page = Path(unquote(urlparse(report["data_docs_pages"]["lines"]).path))
+    assert page.is_file() and f"hdfs {DAY} parsed_lines.lines" in str(page)
 
 
 def test_empty_day_fails_with_a_readable_reason(spark, lake, hdfs_source, settings):
