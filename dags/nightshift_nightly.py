@@ -262,4 +262,22 @@ def _require_passed(source: str, day: str, suite: str) -> dict:
         raise AirflowFailException(str(exc)) from None
 
 
-nightshift_nightly()
+def _with_night_links(dag):
+    """Extra links on the tasks (``nightshift.task_links``): Data Docs where the data is validated,
+    the MLflow run and decision record where the night is decided."""
+    from nightshift.task_links import DataDocsLink, DecisionRecordLink, MlflowRunLink
+
+    links = {
+        "ingest_and_validate": (DataDocsLink(),),
+        "validate_parsed_lines": (DataDocsLink(),),
+        "validate_session_features": (DataDocsLink(),),
+        "evaluate_candidates": (DecisionRecordLink(), MlflowRunLink()),
+        "promote_champion": (DecisionRecordLink(), MlflowRunLink()),
+        "report_night": (DecisionRecordLink(), MlflowRunLink(), DataDocsLink()),
+    }
+    for task_id, task_links in links.items():
+        dag.get_task(task_id).operator_extra_links = task_links
+    return dag
+
+
+_with_night_links(nightshift_nightly())

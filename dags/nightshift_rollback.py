@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 
 @dag(
@@ -40,14 +41,19 @@ def nightshift_rollback():
     @task
     def roll_back_champion(params=None, run_id=None, dag_run=None) -> dict:
         """Move champion back and record it in the promotion log, as the user who triggered the run."""
+        from nightshift import registry
         from nightshift.context import TaskContext
-        from nightshift.rollback import rollback
+        from nightshift.rollback import RollbackRefused, rollback
 
         ctx = TaskContext.load()
         user = getattr(dag_run, "triggering_user_name", None)
         decided_by = f"airflow-user:{user} ({run_id})" if user else f"airflow:{run_id}"
-        return rollback(ctx.settings, ctx.model_name(params["source"]), to_version=params.get("to_version"),
-                        force=bool(params["force"]), decided_by=decided_by, reason=params["reason"])
+        try:
+            return rollback(ctx.settings, ctx.model_name(params["source"]), to_version=params.get("to_version"),
+                            force=bool(params["force"]), decided_by=decided_by, reason=params["reason"])
+        except (RollbackRefused, registry.ChampionChanged) as exc:
+            # an expected refusal: its reason is the failure, no retry and no trace of our code
+            raise AirflowFailException(f"rollback refused: {exc}") from None
 
     roll_back_champion()
 

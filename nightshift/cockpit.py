@@ -126,6 +126,27 @@ def champion_header(settings, model_name: str) -> dict[str, Any]:
     return out
 
 
+def champion_below_floors(lake: Lake, source: str, version: str | None) -> str | None:
+    """When the champion's latest evaluated night found it below the promotion floors, say so
+    (a champion that is merely "kept" must not read as healthy)."""
+    if version is None:
+        return None
+    for day in reversed(lake.days_with("reports", source)):
+        decision = lake.read_report(source, day, "decision") or {}
+        m, policy = decision.get("champion_metrics"), decision.get("policy") or {}
+        if str(decision.get("champion_before")) != str(version) or not m or m.get("f1") is None:
+            continue
+        if "floor_precision" not in policy:
+            return None
+        if m["precision"] >= policy["floor_precision"] and m["recall"] >= policy["floor_recall"]:
+            return None
+        flagged = f", flagging {m['flagged']:,} of {m['sessions']:,} sessions" if "flagged" in m else ""
+        return (f"On the night of {day} the champion v{version} was below the floors: precision "
+                f"{m['precision']:.3f} (floor {policy['floor_precision']}), recall {m['recall']:.3f} "
+                f"(floor {policy['floor_recall']}){flagged}. Consider a rollback or a retraining.")
+    return None
+
+
 def run_day(lake: Lake, run_id: str) -> tuple[str, str] | None:
     """The (source, day) an Airflow run worked on, from the reports that record their run id
     (decision, night, the Spark job's); None when no report names it (yet)."""

@@ -176,6 +176,9 @@ def create_app(data_root: Path | None = None, dependencies: Sequence = (), rollb
         previous = header.get("previous")
         out.append(f"<br>Previous: v{_e(previous['version'])}" if previous else "<br>No 'previous' version")
         out.append(f" · <a class='rollback' href='{prefix}/rollback/{quote(source)}'>Roll back…</a></div>")
+        warning = cockpit.champion_below_floors(lake(), source, header["version"])
+        if warning:
+            out.append(f"<div class='warn champion-warning'>{_e(warning)}</div>")
         if header.get("gate_passed") is False:
             out.append("<div class='warn'>The champion never passed the promotion gate (forced rollback).</div>")
         return out
@@ -289,10 +292,13 @@ def create_app(data_root: Path | None = None, dependencies: Sequence = (), rollb
             raise HTTPException(404, f"unknown link {what!r}: record, mlflow or datadocs")
         found = cockpit.run_day(lake(), run_id)
         if found is None:
-            return HTMLResponse(_page("Nightshift: run", [
-                f"<h1>{_e(dag_id)} / {_e(run_id)}</h1><p>No night recorded for this run yet: its reports appear "
-                "when its tasks have run (the decision record after evaluate_candidates, a failed night's record "
-                "after report_night).</p>"]), status_code=404)
+            why = ("No night recorded for this run yet: its reports appear when its tasks have run (the "
+                   "decision record after evaluate_candidates, a failed night's record after report_night)."
+                   if dag_id == cockpit.NIGHTLY_DAG else
+                   f"Nightshift records nights of {cockpit.NIGHTLY_DAG}; this run of {dag_id} has none. "
+                   f"<a href='{_prefix(request)}/view'>The Nightshift view</a> shows every night.")
+            return HTMLResponse(_page("Nightshift: run", [f"<h1>{_e(dag_id)} / {_e(run_id)}</h1><p>{why}</p>"]),
+                                status_code=404)
         source, day = found
         prefix = _prefix(request)
         if what == "datadocs":

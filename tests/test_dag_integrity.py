@@ -57,6 +57,27 @@ def test_nightly_dag_shape(dagbag):
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
 
 
+def test_nightly_tasks_link_the_night_s_evidence(dagbag, monkeypatch):
+    """Extra links: Data Docs where data is validated, MLflow run and decision record where the
+    night is decided; each a fixed URL of the Nightshift view for the run (serialised for the UI)."""
+    from types import SimpleNamespace
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["nightshift_nightly"]
+    names = {t.task_id: sorted(link.name for link in t.operator_extra_links) for t in dag.tasks}
+    assert names["validate_parsed_lines"] == names["ingest_and_validate"] == ["Data Docs"]
+    assert names["evaluate_candidates"] == ["Decision record", "MLflow run"]
+    assert names["report_night"] == ["Data Docs", "Decision record", "MLflow run"]
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert serialized.get_task("report_night").extra_links == ["Data Docs", "Decision record", "MLflow run"]
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org/")
+    link = dag.get_task("evaluate_candidates").operator_extra_links[0]
+    key = SimpleNamespace(dag_id="nightshift_nightly", run_id="scheduled__2026-11-02T00:00:00+00:00")
+    assert link.get_link(None, ti_key=key) == ("https://airflow.example.org/nightshift/runs/nightshift_nightly/"
+                                               "scheduled__2026-11-02T00%3A00%3A00%2B00%3A00/record")
+
+
 def test_spark_tasks_are_submitted_through_the_spark_connection(dagbag):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
