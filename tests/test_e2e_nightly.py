@@ -171,3 +171,142 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
     uri = pipeline_run["env"]["MLFLOW_TRACKING_URI"]
     champion = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("log_anomaly_hdfs", "champion")
     assert str(champion.version) == chain[-2]                                  # rolled back one step
+
+
+# ---------------------------------------------------------------- the operator's cockpit, in a browser
+
+def cockpit_tour(ui: dict, lake, shots) -> dict:
+    """From the Airflow UI alone (a real api-server, real login, headless Chromium): which model is
+    in production, since when and why, what happened each night, every link type opens its page,
+    and a rollback through the view moves the alias and is logged as the logged-in user. Returns
+    what it saw (for the caller's asserts on the registry)."""
+    import urllib.parse
+    from urllib.request import Request, urlopen
+
+    from selenium.webdriver.common.by import By
+
+    from nightshift import promotion_log, registry
+    from tests.browser import chromium, log_in, status, wait_for
+
+    airflow, model = ui["airflow"], "log_anomaly_hdfs"
+    days = lake.days_with("reports", "hdfs")
+    outcomes = {d: (lake.read_report("hdfs", d, "decision") or {}).get("decision") for d in days}
+
+    # no token: refused like /api/v2; a viewer may look but not roll back
+    assert status(f"{airflow}/nightshift/view") == 401 and status(f"{airflow}/nightshift/nights/hdfs.json") == 401
+    token_request = Request(f"{airflow}/auth/token", data=json.dumps(
+        {"username": "viewer", "password": ui["passwords"]["viewer"]}).encode(), headers={"Content-Type": "application/json"})
+    viewer = {"Authorization": "Bearer " + json.loads(urlopen(token_request, timeout=30).read())["access_token"]}
+    assert status(f"{airflow}/nightshift/nights/hdfs.json", viewer) == 200
+    assert status(f"{airflow}/nightshift/rollback/hdfs", viewer, data=b"reason=not+allowed") == 403
+
+    seen: dict = {}
+    with chromium() as d:
+        log_in(d, airflow, "operator", ui["passwords"]["operator"])
+
+        def open_view():
+            d.switch_to.default_content()
+            d.get(f"{airflow}/plugin/nightshift")
+            frame = wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, "iframe[src*='/nightshift/view']"))[0]
+            d.switch_to.frame(frame)
+            wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.night"))
+
+        open_view()
+        d.switch_to.default_content()
+        d.save_screenshot(str(shots / "01-nightshift-view.png"))
+        d.switch_to.frame(d.find_element(By.CSS_SELECTOR, "iframe[src*='/nightshift/view']"))
+        rows = {r.get_attribute("data-day"): r.get_attribute("data-outcome") for r in d.find_elements(By.CSS_SELECTOR, "tr.night")}
+        assert rows == outcomes and len(rows) == 6, rows
+        header = d.find_element(By.CSS_SELECTOR, ".header.champion").text
+        seen["champion_before"] = str(registry.champion(ui["settings"], model).version)
+        assert f"Champion of {model}: v{seen['champion_before']}" in header and "Chosen:" in header, header
+        links = {}
+        for kind in ("l-run", "l-mlflow", "l-version", "l-record", "l-datadocs"):
+            anchors = d.find_elements(By.CSS_SELECTOR, f"tr.night a.{kind}")
+            assert anchors, kind
+            links[kind] = anchors[0].get_attribute("href")
+
+        # follow each link type to its page
+        d.switch_to.default_content()
+        def last_segment(href: str) -> str:
+            return urllib.parse.unquote(href.rstrip("/").rsplit("/", 1)[1])     # MLflow routes in the fragment
+
+        def body(d) -> str:
+            return d.find_element(By.TAG_NAME, "body").text
+
+        newest = days[-1]
+        expected = {    # what each page must show once rendered (Airflow's and MLflow's are single-page apps)
+            "l-run": lambda d: "Task Instances" in body(d) and last_segment(links["l-run"]) in body(d),
+            "l-mlflow": lambda d: "/runs/" in d.current_url and last_segment(links["l-mlflow"]) in body(d),
+            "l-version": lambda d: f"Version {last_segment(links['l-version'])}" in body(d),
+            "l-record": lambda d: "Nightshift decision: hdfs" in body(d) or f"Decision record: hdfs, night of" in body(d),
+            "l-datadocs": lambda d: "Expectation Validation Result" in body(d) and f"hdfs {newest}" in body(d),
+        }
+        for i, (kind, href) in enumerate(links.items(), start=2):
+            d.get(href)
+            wait_for(d, expected[kind], 60)
+            d.save_screenshot(str(shots / f"0{i}-{kind[2:]}.png"))
+
+        # the Night tab of a nightly run opens that night's record
+        run_id = (lake.read_report("hdfs", days[1], "decision") or {}).get("airflow", {}).get("airflow.run_id") \
+            or lake.read_report("hdfs", days[1], "night")["run_id"]
+        d.get(f"{airflow}/dags/nightshift_nightly/runs/{urllib.parse.quote(run_id, safe='')}/plugin/night")
+        frame = wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, "iframe[src*='/nightshift/runs/']"))[0]
+        d.switch_to.frame(frame)
+        wait_for(d, lambda d: days[1] in d.find_element(By.TAG_NAME, "body").text, 60)
+        d.switch_to.default_content()
+        d.save_screenshot(str(shots / "07-night-tab.png"))
+
+        # roll back through the view: the form names the target and its gate result, asks why
+        open_view()
+        d.find_element(By.CSS_SELECTOR, "a.rollback").click()
+        wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".header.target"))
+        target = d.find_element(By.CSS_SELECTOR, ".header.target").text
+        seen["target"] = target.split("Target: v")[1].split(" ")[0]
+        assert "passed the promotion gate" in target, target
+        d.find_element(By.NAME, "reason").send_keys("browser test: the operator undoes the last move")
+        d.switch_to.default_content()
+        d.save_screenshot(str(shots / "08-rollback-form.png"))
+        d.switch_to.frame(d.find_element(By.CSS_SELECTOR, "iframe"))
+        d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".ok"), 60)
+        assert f"v{seen['champion_before']} -> v{seen['target']} by operator" in d.find_element(By.CSS_SELECTOR, ".ok").text
+        d.switch_to.default_content()
+        d.save_screenshot(str(shots / "09-rolled-back.png"))
+        d.get(f"{airflow}/nightshift/promotions")
+        wait_for(d, lambda d: "airflow-user:operator (nightshift view)" in d.find_element(By.TAG_NAME, "body").text)
+        d.save_screenshot(str(shots / "10-promotion-log.png"))
+        # the task's extra links (kept by Airflow when the task ended) lead to the same evidence
+        quoted = urllib.parse.quote(run_id, safe="")
+        token = next(c["value"] for c in d.get_cookies() if c["name"] == "_token")
+        extra = json.loads(urlopen(Request(
+            f"{airflow}/api/v2/dags/nightshift_nightly/dagRuns/{quoted}/taskInstances/evaluate_candidates/links",
+            headers={"Authorization": f"Bearer {token}"}), timeout=30).read())
+        seen["extra_links"] = extra
+        # (the tasks ran without [api] base_url, so the links name the default address: follow their path here)
+        record_link = urllib.parse.urlparse(extra["Decision record"] or "")
+        assert record_link.path == f"/nightshift/runs/nightshift_nightly/{run_id}/record", extra
+        d.get(f"{airflow}{urllib.parse.quote(record_link.path)}")
+        wait_for(d, lambda d: days[1] in d.find_element(By.TAG_NAME, "body").text, 60)
+
+    last = promotion_log.read(lake.root, model)[-1]
+    assert (last["action"], last["from_version"], last["to_version"]) == ("rollback", seen["champion_before"], seen["target"])
+    assert last["decided_by"] == "airflow-user:operator (nightshift view)"
+    assert str(registry.champion(ui["settings"], model).version) == seen["target"]
+    return seen
+
+
+@pytest.mark.skipif(not __import__("tests.browser", fromlist=["HAVE_BROWSER"]).HAVE_BROWSER,
+                    reason="chromium and chromium-driver are not installed (.ci/run installs them)")
+def test_the_operator_s_cockpit_in_a_browser(pipeline_run, tmp_path):
+    """Runs last in this module: it rolls the champion back once more."""
+    import dataclasses
+
+    from nightshift.settings import load_settings
+    from tests.browser import artifacts_dir, servers
+
+    env = pipeline_run["env"]
+    settings = dataclasses.replace(load_settings(), data_root=pipeline_run["lake"].root,
+                                   mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"], lock_url=None)
+    with servers(env, tmp_path / "server-logs") as ui:
+        cockpit_tour({**ui, "settings": settings}, pipeline_run["lake"], artifacts_dir("cockpit"))
