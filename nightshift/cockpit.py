@@ -119,6 +119,11 @@ def champion_header(settings, model_name: str) -> dict[str, Any]:
     out["trained_day"] = (champ.tags or {}).get("nightshift.day")
     out["candidate"] = (champ.tags or {}).get("nightshift.candidate")
     out["run_id"] = champ.run_id
+    if view.entries and str(view.entries[-1].get("to_version")) != out["version"] and not view.pending:
+        # the alias was moved by hand (MLflow's UI or API): no gate, no log entry; said, not hidden
+        out["outside_move"] = (f"the champion alias points at v{out['version']}, but the promotion log's last move "
+                               f"installed v{view.entries[-1].get('to_version')}: it was moved outside Nightshift "
+                               "(MLflow's UI or API), without the gate and without a log entry")
     moves = [e for e in view.entries if str(e.get("to_version")) == out["version"]]
     if moves:
         last = moves[-1]

@@ -176,6 +176,8 @@ def create_app(data_root: Path | None = None, dependencies: Sequence = (), rollb
         previous = header.get("previous")
         out.append(f"<br>Previous: v{_e(previous['version'])}" if previous else "<br>No 'previous' version")
         out.append(f" · <a class='rollback' href='{prefix}/rollback/{quote(source)}'>Roll back…</a></div>")
+        if header.get("outside_move"):
+            out.append(f"<div class='error outside-move'>{_e(header['outside_move'])}</div>")
         warning = cockpit.champion_below_floors(lake(), source, header["version"])
         if warning:
             out.append(f"<div class='warn champion-warning'>{_e(warning)}</div>")

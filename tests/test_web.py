@@ -200,3 +200,14 @@ def test_plugin_registers_the_app_the_view_the_run_tab_and_guards_rollback():
     guards = [d.dependency.__qualname__ for d in post.dependencies]
     assert guards == ["requires_access_view.<locals>.inner", "requires_access_dag.<locals>.inner"]   # login, then
     # the right to trigger nightshift_rollback
+
+
+def test_an_alias_moved_outside_nightshift_is_said_in_the_header(settings, nights):
+    from mlflow import MlflowClient
+
+    client = TestClient(create_app())
+    assert "outside-move" not in client.get("/view").text
+    MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri) \
+        .set_registered_model_alias(MODEL, "champion", "3")          # by hand, as in MLflow's UI
+    page = client.get("/view").text
+    assert "outside-move" in page and "points at v3" in page and "last move installed v2" in page
