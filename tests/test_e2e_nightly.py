@@ -281,7 +281,7 @@ def cockpit_tour(ui: dict, lake, shots) -> dict:
         token = next(c["value"] for c in d.get_cookies() if c["name"] == "_token")
         extra = json.loads(urlopen(Request(
             f"{airflow}/api/v2/dags/nightshift_nightly/dagRuns/{quoted}/taskInstances/evaluate_candidates/links",
-            headers={"Authorization": f"Bearer {token}"}), timeout=30).read())
+            headers={"Authorization": f"Bearer {token}"}), timeout=30).read())["extra_links"]
         seen["extra_links"] = extra
         # (the tasks ran without [api] base_url, so the links name the default address: follow their path here)
         record_link = urllib.parse.urlparse(extra["Decision record"] or "")
