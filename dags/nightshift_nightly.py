@@ -118,6 +118,23 @@ def nightshift_nightly():
         """The session features' verdict, checked the same way."""
         return _require_passed(params["source"], day, "session_features")
 
+    @task
+    def check_input_drift(day: str, params=None) -> dict:
+        """Tonight's data against the champion's training days and the recent validated days, before
+        any label of the day is used (``nightshift.drift``): the ``drift`` report; a flag alerts,
+        it does not stop the night (the labels, when they come, judge the models)."""
+        from nightshift.alerts import send_alert
+        from nightshift.context import TaskContext
+        from nightshift.drift import record_day_drift
+
+        ctx = TaskContext.load()
+        report = record_day_drift(ctx.settings, ctx.lake, params["source"], day, ctx.model_name(params["source"]))
+        print(report["summary"])
+        if report["flagged"]:
+            send_alert("input_drift", params["source"], day, report["summary"], {"exceeded": report["exceeded"]},
+                       data_root=ctx.settings.data_root)
+        return {"flagged": report["flagged"], "summary": report["summary"]}
+
     @task(outlets=[VALIDATED_FEATURES])
     def publish_features(day: str, params=None, outlet_events=None) -> None:
         """Announce the day's validated features (an Asset event); the scoring DAG runs on it."""
@@ -231,7 +248,11 @@ def nightshift_nightly():
         print(describe(report))
         failed = record_failed_night(ctx.lake, params["source"], day, started, run_id=dag_run.run_id)
         if failed:
+            from nightshift.alerts import send_alert
+
             print(f"no decision tonight: {failed['reason']}")
+            send_alert("failed_night", params["source"], day, failed["reason"], {"run_id": dag_run.run_id},
+                       data_root=ctx.settings.data_root)
         return report
 
     day = resolve_day()
@@ -242,7 +263,9 @@ def nightshift_nightly():
     validated_parsed = validate_parsed_lines(day)
     validated_features = validate_session_features(day)
     jobs = plan_training(day)
-    day >> spark_night >> validated_parsed >> validated_features >> [publish_features(day), jobs]
+    # drift is recorded before the scoring DAG is told the day is ready (it reads the drift report)
+    drift = check_input_drift(day)
+    day >> spark_night >> validated_parsed >> validated_features >> drift >> [publish_features(day), jobs]
     results = train_candidate.expand(job=jobs)
     record = evaluate_candidates(jobs, results)
     promoted = promote_champion(record)

@@ -5,7 +5,7 @@ Scores every session of a day with the registry's **champion** model, and shadow
 **challenger** next to it, as soon as the nightly DAG has published that day's validated features.
 
 `resolve_target` → `score_sessions` (Spark, `jobs/score.py`, one mapped task per source and day)
-→ `watch_champion` → `trigger_retraining` (only for alerts)
+→ `watch_champion` → `trigger_retraining` (only for alerts), and `flag_suspect_predictions`
 
 * **Trigger**: the Asset `nightshift_validated_features`, emitted by `publish_features` in
   `nightshift_nightly` with `{"source", "day"}` in the event's extra. If several events arrived
@@ -17,6 +17,10 @@ Scores every session of a day with the registry's **champion** model, and shadow
   `reports/source=<s>/dt=<day>/scoring.json`.
 * **No champion yet**: nothing is scored; the task succeeds, its log and the report say
   `"skipped": "no champion"`.
+* **Prediction drift**: the champion's flag rate tonight against its holdout flag rate and its
+  recent nights (`config/drift.yaml`), and the day's input drift: beyond the thresholds, every
+  prediction of the night has `suspect = true`, the report says why, an alert goes to the
+  `nightshift_alerts` webhook and the Asset `nightshift_retraining_requested` gets an event.
 * **Champion watch**: once labels for scored days have arrived, the champion's realized precision
   and recall are computed; below the floors of `config/promotion.yaml` on `watch_days` consecutive
   days it logs an ALERT, writes `reports/.../champion_watch.json`, rolls back if
@@ -35,7 +39,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from nightshift.assets import VALIDATED_FEATURES
+from nightshift.assets import RETRAINING_REQUESTED, VALIDATED_FEATURES
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -88,6 +92,29 @@ def nightshift_scoring():
                 requests.append({"source": source, "day": day})
         return requests
 
+    @task(outlets=[RETRAINING_REQUESTED])
+    def flag_suspect_predictions(targets: list[list[str]], outlet_events=None) -> list[dict]:
+        """Prediction drift: a night whose predictions are suspect (flag rate far from the
+        champion's holdout and recent nights, or input drift) raises an alert and a retraining
+        request (an Asset event); quiet nights raise nothing."""
+        from nightshift.alerts import send_alert
+        from nightshift.context import TaskContext
+
+        ctx = TaskContext.load()
+        suspect = []
+        for _, source, _, day in targets:
+            report = ctx.lake.read_report(source, day, "scoring") or {}
+            drift = report.get("prediction_drift") or {}
+            if drift.get("suspect"):
+                message = f"predictions of v{report['champion_version']} are suspect: " + "; ".join(drift["reasons"])
+                send_alert("prediction_drift", source, day, message, drift, data_root=ctx.settings.data_root)
+                suspect.append({"source": source, "day": day, "reasons": drift["reasons"]})
+        if suspect:
+            outlet_events[RETRAINING_REQUESTED].extra = {"requests": suspect}
+        else:
+            print("no suspect predictions tonight")
+        return suspect
+
     targets = resolve_target()
     scored = SparkSubmitOperator.partial(
         task_id="score_sessions",
@@ -100,6 +127,7 @@ def nightshift_scoring():
     ).expand(application_args=targets)
     retrain = watch_champion(targets)
     scored >> retrain
+    scored >> flag_suspect_predictions(targets)
     TriggerDagRunOperator.partial(
         task_id="trigger_retraining",
         trigger_dag_id="nightshift_nightly",

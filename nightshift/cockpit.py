@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from nightshift.lake import Lake
-from nightshift.summary import day_row
+from nightshift.summary import day_row, drift_cell
 
 NIGHTLY_DAG = "nightshift_nightly"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
@@ -78,7 +78,9 @@ def night(lake: Lake, source: str, day: str) -> dict[str, Any]:
         "mlflow_run_id": decision.get("best_run_id"),
         "flag_rate": scoring.get("flag_rate") if not scoring.get("skipped") else None,
         "scored_by": scoring.get("champion_version"),
-        "drift": drift.get("summary") or ("flagged" if drift.get("flag") else None) if drift else None,
+        "drift": drift_cell(drift) if drift else None,
+        "drift_flagged": bool(drift.get("flagged")),
+        "suspect": bool(scoring.get("suspect")),
         "validation": row["validation"],
         "lines": row["lines"],
         "run_id": run_id,

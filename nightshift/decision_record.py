@@ -29,7 +29,7 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
-def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
+def render_markdown(record: dict[str, Any], validation: dict[str, Any], drift: dict[str, Any] | None = None) -> str:
     """The record as Markdown (pure; images are referenced by file name)."""
     out = [f"# Nightshift decision: {record['source']} {record['day']}", "",
            f"**Decision: {record['decision']}**" + (" (dry run: no alias moved)" if record.get("dry_run") else ""), "",
@@ -44,6 +44,7 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
     out.append(_table(["suite", "result", "failures"],
                       [[s, "passed" if v and v["success"] else ("FAILED" if v else "not run"),
                         "; ".join(v["failures"]) if v else ""] for s, v in validation.items()]))
+    out += _drift_section(drift)
     if record.get("labelled") is False:
         return _render_without_labels(record, out)
     out += ["", f"## Candidates (holdout {', '.join(record['holdout_days'])}; trained on {', '.join(record['train_days'])})", ""]
@@ -88,6 +89,83 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any]) -> str:
     out += ["", "## Challenger and champion on the holdout", "", "![confusion matrices](confusion_matrix.png)", "",
             "![precision-recall curves, operating points marked](precision_recall.png)", ""]
     return "\n".join(out)
+
+
+DRIFT_IMAGE = "template_distribution.png"
+
+
+def _drift_section(drift: dict[str, Any] | None) -> list[str]:
+    """Input drift of the night and training/serving skew (tonight's features against the
+    champion's training days), from the day's ``drift`` report (``nightshift.drift``)."""
+    out = ["", "## Input drift and training/serving skew", ""]
+    if not drift:
+        return out + ["No drift report for this night (computed after validation, before training)."]
+    out += [f"**{drift['summary']}**", ""]
+    rows = []
+    for name, ref in (drift.get("references") or {}).items():
+        label = {"champion_training": "champion's training days (skew)", "recent": "recent validated days"}.get(name, name)
+        if not ref.get("days"):
+            rows.append([label, "-", *["" for _ in range(7)]])
+            continue
+        st = ref["stats"]
+        rows.append([label, ", ".join(ref["days"]), _fmt(st["js_distance"]), _fmt(st["psi"]),
+                     f"{st['unseen_line_share']:.1%} ({len(st['unseen_templates'])} templates)",
+                     _fmt(st["volume_ratio_lines"]),
+                     f"{_fmt(st['mean_session_length'])} vs {_fmt(st['reference_mean_session_length'])}",
+                     f"{_fmt(st['warn_share'])} vs {_fmt(st['reference_warn_share'])}",
+                     f"{_fmt(st['error_share'])} vs {_fmt(st['reference_error_share'])}"])
+    out.append(_table(["reference", "days", "JS distance", "PSI", "unseen lines", "volume (x median)",
+                       "lines/session (tonight vs ref)", "warn share", "error share"], rows))
+    t = drift.get("thresholds") or {}
+    if t:
+        out += ["", f"Flagged above JS {t['js_distance_max']}, unseen lines {t['unseen_line_share_max']:.1%}, "
+                    f"volume outside {t['volume_ratio_min']}-{t['volume_ratio_max']}x (config/drift.yaml)."]
+    if drift.get("references", {}).get("champion_training", {}).get("days") or drift.get("references", {}).get("recent", {}).get("days"):
+        out += ["", f"![template distribution, reference vs tonight]({DRIFT_IMAGE})"]
+    return out
+
+
+def render_drift_image(out_dir: Path, lake, drift: dict[str, Any] | None, top: int = 20) -> Path | None:
+    """Lines per template (share), tonight against each reference, for the templates with the
+    largest share on either side (new templates included), as a PNG."""
+    from nightshift.drift import profile_of
+
+    if not drift:
+        return None
+    tonight = profile_of(lake, drift["source"], drift["day"])
+    refs = {name: ref["days"] for name, ref in (drift.get("references") or {}).items() if ref.get("days")}
+    if tonight is None or not refs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def shares(profiles: list[dict]) -> dict[str, float]:
+        counts: dict[str, float] = {}
+        for p in profiles:
+            for k, v in p["templates"].items():
+                counts[k] = counts.get(k, 0.0) + v
+        total = sum(counts.values()) or 1.0
+        return {k: v / total for k, v in counts.items()}
+
+    series = {"tonight": shares([tonight])}
+    for name, days in refs.items():
+        series[name.replace("_", " ")] = shares([p for p in (profile_of(lake, drift["source"], d) for d in days) if p])
+    keys = sorted(set().union(*series.values()), key=lambda k: -max(s.get(k, 0.0) for s in series.values()))[:top]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(keys)), 3.6))
+    width = 0.8 / len(series)
+    for i, (name, share) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(keys))], [share.get(k, 0.0) for k in keys], width=width, label=name)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(keys))], keys, rotation=60, fontsize=7)
+    ax.set_ylabel("share of lines")
+    ax.set_xlabel("template id (largest shares)")
+    ax.set_title(f"template distribution, {drift['day']} vs references")
+    ax.legend(fontsize=8)
+    path = out_dir / DRIFT_IMAGE
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _champion_warning(record: dict[str, Any]) -> list[str]:
@@ -229,7 +307,8 @@ def _write_markdown(settings, record: dict[str, Any]):
     out_dir.mkdir(parents=True, exist_ok=True)
     validation = {s: lake.read_report(record["source"], record["day"], f"validation_{s}")
                   for s in ("parsed_lines", "session_features")}
-    _write_atomic(out_dir / "decision.md", render_markdown(record, validation))
+    drift = lake.read_report(record["source"], record["day"], "drift")
+    _write_atomic(out_dir / "decision.md", render_markdown(record, validation, drift))
     return out_dir
 
 
@@ -255,6 +334,8 @@ def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, 
     out_dir = _write_markdown(settings, record)
     if y is not None:          # a source without labels has no confusion matrix or PR curve
         render_images(out_dir, y, challenger_scores, champion_scores)
+    lake = Lake(settings.data_root)
+    render_drift_image(out_dir, lake, lake.read_report(record["source"], record["day"], "drift"))
     _write_html(out_dir)
     registry.call(settings, "log the decision record", registry.client(settings).log_artifacts,
                    record["best_run_id"], str(out_dir), "decision_record")

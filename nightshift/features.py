@@ -148,7 +148,22 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
         F.count(F.lit(1)).alias("sessions"),
         F.count("label").alias("labelled"),
         F.sum("label").alias("anomalous"),
+        F.sum("line_count").alias("lines"),
+        F.sum("warn_count").alias("warn"),
+        F.sum("error_count").alias("error"),
     ).first()
+    # the day's profile for drift detection (nightshift.drift): lines per template, level shares
+    templates = {r["t"]: int(r["n"]) for r in written.select(F.explode("event_counts").alias("t", "n"))
+                 .groupBy("t").agg(F.sum("n").alias("n")).collect()}
+    lines_in_sessions = int(row["lines"] or 0)
+    profile = {
+        "lines": lines_in_sessions,          # lines in sessions (lines without a session id are not profiled)
+        "sessions": row["sessions"],
+        "templates": templates,
+        "mean_session_length": round(lines_in_sessions / row["sessions"], 4) if row["sessions"] else None,
+        "warn_share": round(int(row["warn"] or 0) / lines_in_sessions, 6) if lines_in_sessions else None,
+        "error_share": round(int(row["error"] or 0) / lines_in_sessions, 6) if lines_in_sessions else None,
+    }
     report = {
         "source": source_name,
         "day": day,
@@ -158,8 +173,10 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
         "label_rate": (float(row["anomalous"] or 0) / row["labelled"]) if row["labelled"] else None,
         "labels_file": lake.labels_file(source_name, day).exists(),
         "labels": label_stats,   # rows, bad rows, duplicates dropped (None without a labels file)
+        "profile": profile,
     }
     lake.commit("features", source_name, day, [(stage, lake.features_dir(source_name, day))])
     lake.write_report(source_name, day, "features", report)
-    logging.getLogger("nightshift.features").info("features %s %s: %s", source_name, day, report)
+    logging.getLogger("nightshift.features").info("features %s %s: %s", source_name, day,
+                                                  {k: v for k, v in report.items() if k != "profile"})
     return report

@@ -93,4 +93,9 @@ def watch_champion(settings, model_name: str, source: str, day: str, policy: gat
                 report["rolled_back"] = {"refused": str(exc)}
                 log.error("automatic rollback refused: %s", exc)
     lake.write_report(source, day, "champion_watch", report)
+    if alert:
+        from nightshift.alerts import send_alert
+
+        send_alert("champion_watch", source, day, report["reason"],
+                   {"rolled_back": report["rolled_back"], "model_name": model_name}, data_root=settings.data_root)
     return report

@@ -30,7 +30,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 THRESHOLD = 0.5
 PREDICTION_COLUMNS = [
     "session_id", "score", "prediction", "model_name", "model_version",
-    "challenger_score", "challenger_prediction", "challenger_version", "scored_at_day",
+    "challenger_score", "challenger_prediction", "challenger_version", "scored_at_day", "suspect",
 ]
 NO_CHAMPION = "no champion"
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -79,7 +79,8 @@ def model_input(features: "DataFrame") -> "DataFrame":
 
 
 def score_sessions(inputs: "DataFrame", champion: ScoringModel, challenger: ScoringModel | None, day: str) -> "DataFrame":
-    """Score ``model_input`` rows with the champion (and the challenger, if any) -> ``PREDICTION_COLUMNS``.
+    """Score ``model_input`` rows with the champion (and the challenger, if any) -> ``PREDICTION_COLUMNS``
+    but ``suspect`` (``run_scoring`` adds it once the night's prediction drift is known).
 
     ``score`` is P(anomalous) (element 1 of the model's probabilities); ``prediction`` is
     ``score >= THRESHOLD``. The challenger columns are null when ``challenger`` is None.
@@ -195,11 +196,21 @@ def run_scoring(spark: "SparkSession", settings, lake: Lake, source: str, day: s
     log.info("scoring %s %s with %s v%s (challenger: %s)", source, day, model_name, champion_version,
              f"v{challenger_version}" if challenger is not None else "none")
     predictions = score_sessions(model_input(spark.read.parquet(str(features_dir))), champion, challenger, day)
+    predictions = predictions.persist()        # counted for the prediction drift, then written: scored once
+    counts = predictions.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("prediction").cast("long")).alias("flagged")).first()
+    from nightshift.drift import load_thresholds, prediction_drift
+
+    drift = prediction_drift(lake, source, day, champion_version,
+                             (int(counts["flagged"] or 0) / counts["n"]) if counts["n"] else None,
+                             load_thresholds(settings.config_dir, source))
+    if drift["suspect"]:
+        log.warning("SUSPECT predictions %s %s (v%s): %s", source, day, champion_version, "; ".join(drift["reasons"]))
 
     # score into scratch space first, then swap it in by rename (Lake.commit): a failure or kill
     # while scoring or swapping leaves the previous predictions intact
     staging = lake.new_stage("scoring", source, day)
-    predictions.write.parquet(str(staging))
+    predictions.withColumn("suspect", F.lit(drift["suspect"])).select(*PREDICTION_COLUMNS).write.parquet(str(staging))
+    predictions.unpersist()
     out = lake.predictions_dir(source, day)
     lake.commit("scoring", source, day, [(staging, out)])
 
@@ -224,6 +235,8 @@ def run_scoring(spark: "SparkSession", settings, lake: Lake, source: str, day: s
         "disagreements": int(row["disagreements"] or 0) if challenger is not None else None,
         "predictions_dir": str(out),
         "skipped": None,
+        "suspect": drift["suspect"],
+        "prediction_drift": drift,
     }
     if row["distinct_sessions"] != row["sessions"]:
         raise ValueError(f"predictions for {source} {day} have duplicate sessions: {report}")

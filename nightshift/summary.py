@@ -17,9 +17,12 @@ def day_row(lake: Lake, source: str, day: str) -> dict[str, str]:
     decision = lake.read_report(source, day, "decision")
     scoring = lake.read_report(source, day, "scoring")
     night = lake.read_report(source, day, "night")
+    drift = lake.read_report(source, day, "drift")
 
     row = {"day": day, "lines": "-", "quarantined": "-", "new_templates": "-", "validation": "not run", "candidates": "-",
-           "champion_f1": "-", "decision": "not run", "champion_after": "-", "scored": "-", "night": "-", "record": None}
+           "champion_f1": "-", "decision": "not run", "champion_after": "-", "scored": "-", "night": "-", "drift": "-", "record": None}
+    if drift:
+        row["drift"] = drift_cell(drift)
     if night:
         parts = night["parts"]
         row["night"] = (f"{night['wall_s']:.0f} s (Spark {parts['spark_startup_s']:.0f}+{parts['spark_work_s']:.0f}, "
@@ -61,7 +64,7 @@ def render_table(rows: list[dict[str, str]]) -> str:
     headers = {"day": "day", "lines": "lines in", "quarantined": "quarantined", "new_templates": "new templates",
                "validation": "validation",
                "candidates": "candidate F1 (holdout)", "champion_f1": "champion F1", "champion_after": "champion after", "scored": "nightly scoring",
-               "night": "night wall",
+               "night": "night wall", "drift": "input drift",
                "decision": "decision"}
     keys = list(headers)
     widths = {k: max(len(headers[k]), *(len(r[k]) for r in rows)) if rows else len(headers[k]) for k in keys}
@@ -78,6 +81,16 @@ def summarize(lake: Lake, source: str, days: list[str]) -> str:
     records = [f"  {r['day']}: {r['record']}" for r in rows if r["record"]]
     return render_table(rows) + ("\n\nDecision records (Markdown, with confusion matrix and PR curve):\n" + "\n".join(records)
                                  if records else "")
+
+
+def drift_cell(drift: dict) -> str:
+    """``drift: flagged (JS 0.41, unseen 12.0%)``, ``none (JS 0.01, unseen 0.0%)`` or why not computed."""
+    judged = [r["stats"] for r in (drift.get("references") or {}).values() if r.get("days")]
+    if not judged:          # the first validated day, or no profile (said in the summary)
+        return "no reference yet" if drift.get("summary", "").startswith("no reference") else drift.get("summary", "-")
+    js = max(st["js_distance"] for st in judged)
+    unseen = max(st["unseen_line_share"] for st in judged)
+    return f"{'drift: flagged' if drift['flagged'] else 'none'} (JS {js:.2f}, unseen {unseen:.1%})"
 
 
 def _f1(metrics: dict | None) -> str:

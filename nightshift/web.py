@@ -40,7 +40,7 @@ th{background:#f6f8fa} .reason{max-width:38em}
 .warn{border:1px solid #d4a72c;background:#fff8c5;padding:8px 12px;border-radius:6px;max-width:60em}
 .error{border:1px solid #cf222e;background:#ffebe9;padding:8px 12px;border-radius:6px;max-width:60em}
 .ok{border:1px solid #1a7f37;background:#dafbe1;padding:8px 12px;border-radius:6px;max-width:60em}
-a{color:#0969da} nav a{margin-right:1em} textarea{width:36em;height:4em}
+td.drift.flagged,.suspect{color:#a40e26;font-weight:600} a{color:#0969da} nav a{margin-right:1em} textarea{width:36em;height:4em}
 """
 
 
@@ -216,7 +216,8 @@ def create_app(data_root: Path | None = None, dependencies: Sequence = (), rollb
                     f"<td>{r['day']}</td><td><span class='outcome {r['outcome'].replace(' ', '-')}'>{_e(outcome)}</span></td>"
                     f"<td class='reason'>{_e(r['reason'])}</td><td>{best}</td><td>{champ}</td>"
                     f"<td>{'v' + _e(r['champion_after']) if r['champion_after'] else '-'}</td>"
-                    f"<td>{_fmt(r['flag_rate'], 3)}</td><td>{_e(r['drift'] or '-')}</td>"
+                    f"<td>{_fmt(r['flag_rate'], 3)}{' <b class=suspect>suspect</b>' if r['suspect'] else ''}</td>"
+                    f"<td class='drift{' flagged' if r['drift_flagged'] else ''}'>{_e(r['drift'] or '-')}</td>"
                     f"<td>{' · '.join(night_links(prefix, name, r))}</td></tr>")
             body.append("</table>")
         return _page("Nightshift", body)

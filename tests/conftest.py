@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -121,3 +122,26 @@ def prepare_validated_day(spark, data_root: Path, source_name: str, day: str) ->
     reports = run_spark_night(spark, settings, Lake(Path(data_root)), source, day)
     assert reports["validation_session_features"]["success"], reports
     return reports
+
+
+@pytest.fixture
+def webhook_sink():
+    """A local HTTP server recording the JSON bodies POSTed to it (the alerts' webhook)."""
+    import http.server
+    import threading
+
+    received: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()

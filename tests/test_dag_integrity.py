@@ -39,13 +39,14 @@ def test_every_dag_is_documented_and_single_run(dagbag):
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["nightshift_nightly"]
     order = ["resolve_day", "ingest_and_validate", "validate_parsed_lines", "validate_session_features",
-             "plan_training", "train_candidate", "evaluate_candidates", "route_decision", "promote_champion",
+             "check_input_drift", "plan_training", "train_candidate", "evaluate_candidates", "route_decision", "promote_champion",
              "report_night"]
     assert set(dag.task_ids) == set(order) | {"publish_features", "await_approval"}
     # the night report is written whatever happened before it
     assert dag.get_task("report_night").trigger_rule == "all_done"
     assert dag.get_task("await_approval").downstream_task_ids == {"promote_champion"}
-    assert "publish_features" in dag.get_task("validate_session_features").downstream_task_ids
+    # drift is recorded before the scoring DAG hears of the day (it reads the drift report)
+    assert dag.get_task("check_input_drift").downstream_task_ids == {"publish_features", "plan_training"}
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
     # one switch for the promotion mode (no separate dry_run flag); the day is a text field

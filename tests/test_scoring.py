@@ -34,7 +34,8 @@ FEATURES_SCHEMA = (
 )
 PREDICTIONS_SCHEMA = (
     "struct<session_id:string,score:double,prediction:boolean,model_name:string,model_version:bigint,"
-    "challenger_score:double,challenger_prediction:boolean,challenger_version:bigint,scored_at_day:date>"
+    "challenger_score:double,challenger_prediction:boolean,challenger_version:bigint,scored_at_day:date,"
+    "suspect:boolean>"
 )
 NORMAL_TEMPLATES, ANOMALY_TEMPLATES, UNSEEN_TEMPLATES = ["1", "2", "3", "4", "5"], ["6", "7"], ["41", "99"]
 
@@ -217,6 +218,27 @@ def test_challenger_that_is_the_champion_is_not_shadow_scored(spark, registry):
     assert np.abs(predictions["score"].to_numpy() - random_forest.predict_proba(to_model_input(features))[:, 1]).max() <= 1e-12
     assert predictions[["challenger_score", "challenger_prediction", "challenger_version"]].isna().all().all()
     assert report["challenger_version"] is None and report["champion_version"] == v2
+    # no reference flag rate and no input drift recorded for the day: nothing makes it suspect
+    assert report["suspect"] is False and not predictions["suspect"].any()
+
+
+@pytest.mark.usefixtures("python_udf_spark")
+def test_a_flag_rate_far_from_the_champion_s_holdout_marks_the_predictions_suspect(spark, registry):
+    (v1, champion), _ = registry["versions"]
+    set_aliases(registry["uri"], champion=v1)
+    lake, day = registry["lake"], "2026-05-06"
+    features = write_features(spark, lake, day, synthetic_features(60, seed=9))
+    flagged_tonight = int((champion.predict_proba(to_model_input(features))[:, 1] >= 0.5).sum())
+    assert flagged_tonight > 3                     # the synthetic day has anomalies for the champion to flag
+    # the night that registered v1 saw it flag 1 session in 1,000 on its holdout
+    lake.write_report("hdfs", "2026-05-01", "decision", {
+        "challenger_version": str(v1), "best_candidate": "lr",
+        "candidates": {"lr": {"flagged": 1, "sessions": 1000}}})
+    report = run_scoring(spark, registry["settings"], lake, "hdfs", day)
+    assert report["suspect"] is True
+    assert report["prediction_drift"]["reasons"] == [
+        f"flag rate {flagged_tonight / 60:.1%} vs 0.1% on the champion's holdout (2026-05-01)"]
+    assert read_predictions(spark, lake, day)["suspect"].all()
 
 
 @pytest.mark.usefixtures("python_udf_spark")

@@ -41,9 +41,14 @@ def test_resolve_target_then_score_sessions_on_the_spark_connection(dag):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
-    assert set(dag.task_ids) == {"resolve_target", "score_sessions", "watch_champion", "trigger_retraining"}
-    assert dag.get_task("resolve_target").downstream_task_ids == {"score_sessions", "watch_champion"}
-    assert dag.get_task("score_sessions").downstream_task_ids == {"watch_champion"}
+    assert set(dag.task_ids) == {"resolve_target", "score_sessions", "watch_champion", "trigger_retraining",
+                                 "flag_suspect_predictions"}
+    assert dag.get_task("resolve_target").downstream_task_ids == {"score_sessions", "watch_champion",
+                                                                  "flag_suspect_predictions"}
+    assert dag.get_task("score_sessions").downstream_task_ids == {"watch_champion", "flag_suspect_predictions"}
+    from nightshift.assets import RETRAINING_REQUESTED
+
+    assert dag.get_task("flag_suspect_predictions").outlets == [RETRAINING_REQUESTED]
     assert dag.get_task("watch_champion").downstream_task_ids == {"trigger_retraining"}
     assert dag.get_task("trigger_retraining").partial_kwargs["trigger_dag_id"] == "nightshift_nightly"
     score = dag.get_task("score_sessions")
@@ -84,8 +89,10 @@ def test_resolve_target_reads_the_triggering_asset_events(dag):
 
 
 @pytest.mark.e2e
-def test_dag_scores_a_day_through_airflow(spark, tmp_path, airflow_env):
-    """``airflow dags test`` with a registered champion: real spark-submit of jobs/score.py."""
+def test_dag_scores_a_day_through_airflow(spark, tmp_path, airflow_env, webhook_sink):
+    """``airflow dags test`` with a registered champion: real spark-submit of jobs/score.py. The
+    day's input drift was flagged by the nightly DAG, so the predictions are marked suspect and the
+    alert reaches the webhook of the ``nightshift_alerts`` connection."""
     from nightshift.lake import Lake
     from tests.test_scoring import register_models, set_aliases, synthetic_features, write_features
 
@@ -97,6 +104,10 @@ def test_dag_scores_a_day_through_airflow(spark, tmp_path, airflow_env):
     [(version, _)] = register_models(env["MLFLOW_TRACKING_URI"], data_root / "mlflow" / "artifacts",
                                      kinds=("logistic_regression",))
     set_aliases(env["MLFLOW_TRACKING_URI"], champion=version)
+    lake.write_report("hdfs", day, "drift", {"source": "hdfs", "day": day, "flagged": True,
+                                             "summary": "drift: flagged: vs recent: unseen templates: 30.0% of lines"})
+    url, alerts = webhook_sink
+    env["AIRFLOW_CONN_NIGHTSHIFT_ALERTS"] = json.dumps({"conn_type": "http", "host": url})
 
     log_file = tmp_path / "logs" / "scoring.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -113,3 +124,10 @@ def test_dag_scores_a_day_through_airflow(spark, tmp_path, airflow_env):
     assert report["sessions"] == len(features) and report["skipped"] is None
     predictions = spark.read.parquet(str(lake.predictions_dir("hdfs", day)))
     assert predictions.count() == predictions.select("session_id").distinct().count() == len(features)
+    assert report["suspect"] is True and predictions.filter("suspect").count() == len(features)
+    assert [(a["kind"], a["source"], a["day"]) for a in alerts] == [("prediction_drift", "hdfs", day)]
+    assert "input drift: flagged" in alerts[0]["message"]
+    from nightshift.alerts import read_alerts
+
+    # and on record in the lake, delivered
+    assert [(a["kind"], a["delivered"]) for a in read_alerts(data_root)] == [("prediction_drift", True)]

@@ -1,0 +1,92 @@
+"""Alerts: a JSON POST to the webhook named by the Airflow connection ``nightshift_alerts``.
+
+Sent for input drift, prediction drift (suspect predictions), a failed night and the champion
+watch; never for a quiet normal night. Configure it like any Airflow connection, e.g.
+``AIRFLOW_CONN_NIGHTSHIFT_ALERTS='{"conn_type": "http", "host": "https://hooks.example.org/nightshift"}'``
+(``host`` a whole URL), or as ``http://host:port/path``. Without the connection, an alert is
+logged at WARNING and said to be undelivered; a webhook that fails is logged at ERROR and does
+not fail the task that raised the alert (the night's own outcome stands).
+
+Every alert is also appended to the lake (``alerts/alerts.jsonl``), so the history can be read
+without the webhook's receiver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+CONN_ID = "nightshift_alerts"
+KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch")
+log = logging.getLogger("nightshift.alerts")
+
+
+def webhook_url(conn_id: str = CONN_ID) -> str | None:
+    """The webhook's URL from the Airflow connection, or None when it is not defined."""
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:          # not defined (or no Airflow here: the CLI, a unit test)
+        return None
+    host = conn.host or ""
+    if host.startswith(("http://", "https://")):
+        return host
+    scheme = "https" if (conn.conn_type or "").lower() == "https" else "http"
+    port = f":{conn.port}" if conn.port else ""
+    path = f"/{conn.schema.lstrip('/')}" if conn.schema else ""
+    return f"{scheme}://{host}{port}{path}" if host else None
+
+
+def send_alert(kind: str, source: str, day: str, message: str, details: dict[str, Any] | None = None,
+               url: str | None = None, data_root: Path | None = None) -> dict[str, Any]:
+    """Record and deliver one alert; returns it with ``delivered`` (True, False, or None: no webhook)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown alert kind {kind!r}; known: {KINDS}")
+    alert = {"kind": kind, "source": source, "day": day, "message": message, "details": details or {},
+             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "airflow_run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")}
+    url = url or webhook_url()
+    if url is None:
+        alert["delivered"] = None
+        log.warning("ALERT (%s, no '%s' connection: not delivered) %s %s: %s", kind, CONN_ID, source, day, message)
+    else:
+        try:
+            request = urllib.request.Request(url, data=json.dumps(alert).encode(), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                alert["delivered"] = 200 <= response.status < 300
+        except OSError as exc:
+            alert["delivered"] = False
+            log.error("ALERT (%s) %s %s could not be delivered to the webhook: %s", kind, source, day, exc)
+        if alert["delivered"]:
+            log.warning("ALERT (%s, delivered) %s %s: %s", kind, source, day, message)
+    _append(data_root, alert)
+    return alert
+
+
+def _append(data_root: Path | None, alert: dict[str, Any]) -> None:
+    from nightshift.settings import load_settings
+
+    folder = Path(data_root or load_settings().data_root) / "alerts"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "alerts.jsonl", "a", encoding="utf-8") as f:     # one line per alert, appended whole
+        f.write(json.dumps(alert, sort_keys=True) + "\n")
+
+
+def read_alerts(data_root: Path) -> list[dict[str, Any]]:
+    path = Path(data_root) / "alerts" / "alerts.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue              # a torn last line from a killed writer
+    return out

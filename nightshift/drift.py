@@ -1,0 +1,280 @@
+"""Input drift: does tonight's data look like the data the champion was trained on, and like the
+recent days? Computed before any label of the day is used, so it warns when the labels cannot yet.
+
+Each day's **profile** is computed in Spark from the day's session features when they are built
+(``nightshift.features.run_features``, the ``features`` report's ``profile``): lines and sessions,
+the template distribution (lines per template id), the shares of warn and error lines, the mean
+session length. Tonight's profile is compared here (plain Python on those small dicts) with two
+references: the champion's training days, and a rolling window of recent validated days.
+
+Statistics (documented choices):
+- **Jensen-Shannon distance** (base 2: 0 = same distribution, 1 = disjoint) between template
+  distributions. Chosen over PSI as the flag because it is bounded and symmetric, and defined when
+  a template is absent on one side (new templates are exactly what drift brings); **PSI** (with a
+  small floor for empty bins) is reported next to it for people used to it.
+- **Unseen share**: lines whose template never occurred in the reference.
+- **Volume**: tonight's lines and sessions over the reference days' median.
+- **Session length and level shares**: tonight's mean lines per session and warn/error shares, next
+  to the reference's.
+Thresholds are data per source (``config/drift.yaml``), with defaults that hold for the shipped
+sources.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PSI_FLOOR = 1e-4
+
+
+def _normalise(counts: dict[str, float], keys) -> list[float]:
+    total = float(sum(counts.values()))
+    return [(counts.get(k, 0.0) / total) if total else 0.0 for k in keys]
+
+
+def js_distance(p_counts: dict[str, float], q_counts: dict[str, float]) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two count distributions."""
+    keys = sorted(set(p_counts) | set(q_counts))
+    if not keys or not sum(p_counts.values()) or not sum(q_counts.values()):
+        return 0.0 if not sum(p_counts.values()) and not sum(q_counts.values()) else 1.0
+    p, q = _normalise(p_counts, keys), _normalise(q_counts, keys)
+    m = [(a + b) / 2 for a, b in zip(p, q)]
+
+    def kl(x: list[float]) -> float:
+        return sum(a * math.log2(a / c) for a, c in zip(x, m) if a > 0)
+
+    return math.sqrt(max(0.0, min(1.0, (kl(p) + kl(q)) / 2)))
+
+
+def psi(actual: dict[str, float], expected: dict[str, float], floor: float = PSI_FLOOR) -> float:
+    """Population stability index of ``actual`` against ``expected`` (bins: template ids; empty
+    bins floored at ``floor`` so a new template counts instead of dividing by zero)."""
+    keys = sorted(set(actual) | set(expected))
+    a, e = _normalise(actual, keys), _normalise(expected, keys)
+    return sum((max(x, floor) - max(y, floor)) * math.log(max(x, floor) / max(y, floor)) for x, y in zip(a, e))
+
+
+def unseen_share(counts: dict[str, float], reference: dict[str, float]) -> float:
+    """Share of ``counts`` (lines) whose key never occurs in ``reference``."""
+    total = sum(counts.values())
+    return (sum(v for k, v in counts.items() if k not in reference) / total) if total else 0.0
+
+
+def robust_bounds(values: list[float], k: float) -> tuple[float, float] | None:
+    """``median +- k * MAD`` of ``values`` (scaled MAD: 1.4826 x the median absolute deviation, so
+    k is in standard deviations for normal data); None for fewer than 3 values."""
+    if len(values) < 3:
+        return None
+    med = statistics.median(values)
+    mad = 1.4826 * statistics.median(abs(v - med) for v in values)
+    return med - k * mad, med + k * mad
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    window_days: int = 7               # the rolling reference: up to this many validated days before tonight
+    js_distance_max: float = 0.2       # template distribution (Jensen-Shannon distance, base 2)
+    unseen_line_share_max: float = 0.02   # lines whose template the reference never saw
+    volume_ratio_min: float = 0.5      # tonight's lines / the reference median
+    volume_ratio_max: float = 2.0
+    flag_rate_ratio_max: float = 3.0   # prediction drift: tonight's flag rate / the champion's holdout flag rate
+    flag_rate_abs_change_max: float = 0.05   # ... and tonight's minus it (both must be exceeded)
+
+
+def load_thresholds(config_dir: Path, source: str) -> DriftThresholds:
+    """``config/drift.yaml``: ``defaults`` then ``sources.<source>``; unknown keys are an error."""
+    path = Path(config_dir) / "drift.yaml"
+    raw = yaml.safe_load(path.read_text()) if path.exists() else {}
+    merged = {**(raw.get("defaults") or {}), **((raw.get("sources") or {}).get(source) or {})}
+    known = {f.name for f in fields(DriftThresholds)}
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown drift setting(s) {unknown}; known: {sorted(known)}")
+    return DriftThresholds(**merged)
+
+
+def _merge(profiles: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in profiles:
+        for k, v in (p.get("templates") or {}).items():
+            out[k] = out.get(k, 0.0) + float(v)
+    return out
+
+
+def compare(tonight: dict[str, Any], reference: list[dict[str, Any]], thresholds: DriftThresholds) -> dict[str, Any]:
+    """Tonight's profile against reference profiles: the statistics and which exceed their bounds."""
+    ref_templates = _merge(reference)
+    ref_lines = [p["lines"] for p in reference]
+    ref_sessions = [p["sessions"] for p in reference]
+    stats = {
+        "js_distance": round(js_distance(tonight["templates"], ref_templates), 4),
+        "psi": round(psi(tonight["templates"], ref_templates), 4),
+        "unseen_line_share": round(unseen_share(tonight["templates"], ref_templates), 4),
+        "unseen_templates": sorted(k for k in tonight["templates"] if k not in ref_templates),
+        "volume_ratio_lines": round(tonight["lines"] / statistics.median(ref_lines), 4) if ref_lines and statistics.median(ref_lines) else None,
+        "volume_ratio_sessions": round(tonight["sessions"] / statistics.median(ref_sessions), 4)
+        if ref_sessions and statistics.median(ref_sessions) else None,
+        "mean_session_length": tonight.get("mean_session_length"),
+        "reference_mean_session_length": _mean([p.get("mean_session_length") for p in reference]),
+        "warn_share": tonight.get("warn_share"),
+        "reference_warn_share": _mean([p.get("warn_share") for p in reference]),
+        "error_share": tonight.get("error_share"),
+        "reference_error_share": _mean([p.get("error_share") for p in reference]),
+    }
+    exceeded = []
+    if stats["js_distance"] > thresholds.js_distance_max:
+        exceeded.append(f"template distribution: JS distance {stats['js_distance']:.3f} > {thresholds.js_distance_max}")
+    if stats["unseen_line_share"] > thresholds.unseen_line_share_max:
+        exceeded.append(f"unseen templates: {stats['unseen_line_share']:.1%} of lines "
+                        f"({len(stats['unseen_templates'])} templates) > {thresholds.unseen_line_share_max:.1%}")
+    ratio = stats["volume_ratio_lines"]
+    if ratio is not None and not (thresholds.volume_ratio_min <= ratio <= thresholds.volume_ratio_max):
+        exceeded.append(f"volume: {ratio:.2f}x the reference median of lines "
+                        f"(allowed {thresholds.volume_ratio_min}-{thresholds.volume_ratio_max}x)")
+    return {"stats": stats, "exceeded": exceeded}
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if isinstance(v, (int, float))]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def profile_of(lake, source: str, day: str) -> dict[str, Any] | None:
+    return ((lake.read_report(source, day, "features") or {}).get("profile")) or None
+
+
+def recent_validated_days(lake, source: str, day: str, window: int) -> list[str]:
+    """Up to ``window`` days before ``day`` whose both validation suites passed and that have a profile."""
+    out = []
+    for d in reversed(lake.days_with("reports", source)):
+        if d >= day:
+            continue
+        if all((lake.read_report(source, d, f"validation_{s}") or {}).get("success")
+               for s in ("parsed_lines", "session_features")) and profile_of(lake, source, d):
+            out.append(d)
+        if len(out) == window:
+            break
+    return sorted(out)
+
+
+def champion_training_days(lake, source: str, champion_version: str | None) -> list[str]:
+    """The days the champion was trained on, from the decision that registered it."""
+    if champion_version is None:
+        return []
+    for d in reversed(lake.days_with("reports", source)):
+        decision = lake.read_report(source, d, "decision") or {}
+        if str(decision.get("challenger_version")) == str(champion_version) and decision.get("train_days"):
+            return list(decision["train_days"])
+    return []
+
+
+def day_drift(lake, source: str, day: str, thresholds: DriftThresholds, champion_version: str | None = None) -> dict[str, Any]:
+    """The ``drift`` report of ``day``: tonight against the champion's training days and against
+    the recent validated days; ``flagged`` when either exceeds a threshold."""
+    tonight = profile_of(lake, source, day)
+    report: dict[str, Any] = {"source": source, "day": day, "flagged": False, "references": {}, "exceeded": []}
+    if tonight is None:
+        report["summary"] = "not computed: no profile for the day (features not built)"
+        return report
+    references = {
+        "champion_training": [d for d in champion_training_days(lake, source, champion_version) if profile_of(lake, source, d)],
+        "recent": recent_validated_days(lake, source, day, thresholds.window_days),
+    }
+    for name, days in references.items():
+        if not days:
+            report["references"][name] = {"days": [], "note": "no reference days yet"}
+            continue
+        result = compare(tonight, [profile_of(lake, source, d) for d in days], thresholds)
+        report["references"][name] = {"days": days, **result}
+        report["exceeded"].extend(f"vs {name.replace('_', ' ')}: {e}" for e in result["exceeded"])
+    report["flagged"] = bool(report["exceeded"])
+    judged = [r for r in report["references"].values() if r.get("days")]
+    if not judged:
+        report["summary"] = "no reference yet (first validated day)"
+    elif report["flagged"]:
+        report["summary"] = "drift: flagged: " + "; ".join(report["exceeded"][:3])
+    else:
+        js = max(r["stats"]["js_distance"] for r in judged)
+        unseen = max(r["stats"]["unseen_line_share"] for r in judged)
+        report["summary"] = f"no drift (JS {js:.3f}, unseen {unseen:.1%})"
+    report["champion_version"] = champion_version
+    return report
+
+
+def record_day_drift(settings, lake, source: str, day: str, model_name: str) -> dict[str, Any]:
+    """Compute and write the day's ``drift`` report against the current champion's training days
+    and the recent validated days (the registry unreachable: against the recent days only, said)."""
+    import logging
+
+    from nightshift import registry
+
+    log = logging.getLogger("nightshift.drift")
+    thresholds = load_thresholds(settings.config_dir, source)
+    note = None
+    try:
+        champion = registry.champion(settings, model_name)
+        champion_version = str(champion.version) if champion is not None else None
+    except registry.RegistryUnavailable as exc:
+        champion_version, note = None, f"champion not read ({exc}): compared with the recent days only"
+    report = day_drift(lake, source, day, thresholds, champion_version)
+    report["thresholds"] = {f.name: getattr(thresholds, f.name) for f in fields(DriftThresholds)}
+    if note:
+        report["note"] = note
+    lake.write_report(source, day, "drift", report)
+    (log.warning if report["flagged"] else log.info)("input drift %s %s: %s", source, day, report["summary"])
+    return report
+
+
+def champion_holdout_flag_rate(lake, source: str, champion_version) -> dict[str, Any] | None:
+    """The champion's flag rate on the holdout of the night that registered it."""
+    for d in reversed(lake.days_with("reports", source)):
+        decision = lake.read_report(source, d, "decision") or {}
+        if str(decision.get("challenger_version")) != str(champion_version):
+            continue
+        metrics = (decision.get("candidates") or {}).get(decision.get("best_candidate")) or {}
+        if metrics.get("sessions") and metrics.get("flagged") is not None:
+            return {"day": d, "flag_rate": metrics["flagged"] / metrics["sessions"]}
+    return None
+
+
+def prediction_drift(lake, source: str, day: str, champion_version, flag_rate: float | None,
+                     thresholds: DriftThresholds) -> dict[str, Any]:
+    """Tonight's champion flag rate against its holdout flag rate and its recent nights' median;
+    with the day's input drift, whether tonight's predictions are suspect (and why)."""
+    references: dict[str, float] = {}
+    holdout = champion_holdout_flag_rate(lake, source, champion_version)
+    if holdout:
+        references[f"holdout ({holdout['day']})"] = holdout["flag_rate"]
+    recent = []
+    for d in reversed(lake.days_with("reports", source)):
+        if d >= day:
+            continue
+        scoring = lake.read_report(source, d, "scoring") or {}
+        if (str(scoring.get("champion_version")) == str(champion_version) and scoring.get("flag_rate") is not None
+                and not (scoring.get("prediction_drift") or {}).get("suspect")):
+            recent.append(scoring["flag_rate"])
+        if len(recent) == thresholds.window_days:
+            break
+    if recent:
+        references[f"median of {len(recent)} recent night(s)"] = statistics.median(recent)
+    reasons = []
+    if flag_rate is not None:
+        for name, ref in references.items():
+            high = flag_rate > max(ref * thresholds.flag_rate_ratio_max, ref + thresholds.flag_rate_abs_change_max)
+            low = flag_rate < ref / thresholds.flag_rate_ratio_max and ref - flag_rate > thresholds.flag_rate_abs_change_max
+            if high or low:
+                reasons.append(f"flag rate {flag_rate:.1%} vs {ref:.1%} on the champion's {name}")
+    input_drift = lake.read_report(source, day, "drift") or {}
+    if input_drift.get("flagged"):
+        reasons.append(f"input {input_drift['summary']}")
+    return {"flag_rate": flag_rate, "references": {k: round(v, 6) for k, v in references.items()},
+            "suspect": bool(reasons), "reasons": reasons,
+            "input_drift": input_drift.get("summary"),
+            # training/serving skew: the features scored tonight against those the champion was trained on
+            "skew": ((input_drift.get("references") or {}).get("champion_training") or {}).get("stats")}

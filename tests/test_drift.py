@@ -1,0 +1,129 @@
+"""Input drift statistics (nightshift.drift) on constructed distributions, and the day's drift
+report from profiles in the lake."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from nightshift.drift import (DriftThresholds, compare, day_drift, js_distance, load_thresholds, psi,
+                              robust_bounds, unseen_share)
+from nightshift.lake import Lake
+
+
+def test_js_distance_identical_disjoint_and_known_values():
+    assert js_distance({"a": 5, "b": 5}, {"a": 50, "b": 50}) == 0.0           # same shares, other volume
+    assert js_distance({"a": 10}, {"b": 3}) == pytest.approx(1.0)             # disjoint: the maximum
+    # p = (1, 0), q = (1/2, 1/2): JSD = 1/2 KL(p||m) + 1/2 KL(q||m), m = (3/4, 1/4)
+    expected = 0.5 * math.log2(1 / 0.75) + 0.5 * (0.5 * math.log2(0.5 / 0.75) + 0.5 * math.log2(0.5 / 0.25))
+    assert js_distance({"a": 1}, {"a": 1, "b": 1}) == pytest.approx(math.sqrt(expected))
+    assert js_distance({"a": 1}, {"a": 1, "b": 1}) == pytest.approx(js_distance({"a": 1, "b": 1}, {"a": 1}))
+
+
+def test_psi_known_value_and_new_bins_count():
+    assert psi({"a": 1, "b": 1}, {"a": 1, "b": 1}) == 0.0
+    # (0.6 - 0.4) ln(0.6/0.4) + (0.4 - 0.6) ln(0.4/0.6) = 0.4 ln 1.5
+    assert psi({"a": 6, "b": 4}, {"a": 4, "b": 6}) == pytest.approx(0.4 * math.log(1.5))
+    assert psi({"a": 1, "new": 1}, {"a": 1}) > 2.0         # a template never seen: large, finite
+
+
+def test_unseen_share_and_robust_bounds():
+    assert unseen_share({"a": 3, "b": 1}, {"a": 10}) == 0.25
+    assert unseen_share({}, {"a": 1}) == 0.0
+    assert robust_bounds([1.0, 2.0], 3) is None                               # too few days: fixed fallbacks
+    low, high = robust_bounds([100.0, 102.0, 98.0, 101.0, 99.0], 3)
+    assert low < 98.0 and high > 102.0 and low > 90.0 and high < 110.0
+
+
+def _profile(templates: dict[str, int], sessions: int = 100) -> dict:
+    lines = sum(templates.values())
+    return {"lines": lines, "sessions": sessions, "templates": templates, "mean_session_length": lines / sessions,
+            "warn_share": 0.01, "error_share": 0.001}
+
+
+def test_compare_flags_new_templates_and_volume_but_not_a_normal_day():
+    normal = _profile({"1": 500, "2": 300, "3": 200})
+    reference = [_profile({"1": 510, "2": 290, "3": 200}), _profile({"1": 490, "2": 310, "3": 200})]
+    quiet = compare(normal, reference, DriftThresholds())
+    assert quiet["exceeded"] == [] and quiet["stats"]["js_distance"] < 0.05
+    drifted = compare(_profile({"1": 300, "2": 100, "9": 400, "8": 200}), reference, DriftThresholds())
+    assert any("unseen templates" in e for e in drifted["exceeded"])
+    assert any("JS distance" in e for e in drifted["exceeded"])
+    assert drifted["stats"]["unseen_templates"] == ["8", "9"]
+    small = compare(_profile({"1": 50, "2": 30, "3": 20}), reference, DriftThresholds())
+    assert small["exceeded"] == ["volume: 0.10x the reference median of lines (allowed 0.5-2.0x)"]
+
+
+def test_day_drift_against_recent_days_and_the_champion_s_training_days(tmp_path):
+    lake = Lake(tmp_path)
+    days = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+    for d in days[:3]:
+        lake.write_report("hdfs", d, "features", {"profile": _profile({"1": 500, "2": 300, "3": 200})})
+        for s in ("parsed_lines", "session_features"):
+            lake.write_report("hdfs", d, f"validation_{s}", {"success": True})
+    lake.write_report("hdfs", days[2], "decision", {"challenger_version": "1", "train_days": days[:2]})
+    lake.write_report("hdfs", days[3], "features", {"profile": _profile({"1": 300, "9": 700})})
+    first = day_drift(lake, "hdfs", days[0], DriftThresholds())
+    assert first["flagged"] is False and first["summary"] == "no reference yet (first validated day)"
+    normal = day_drift(lake, "hdfs", days[2], DriftThresholds(), champion_version="1")
+    assert normal["flagged"] is False and normal["summary"].startswith("no drift (JS 0.000")
+    drifted = day_drift(lake, "hdfs", days[3], DriftThresholds(), champion_version="1")
+    assert drifted["flagged"] and drifted["summary"].startswith("drift: flagged: vs champion training:")
+    assert drifted["references"]["champion_training"]["days"] == days[:2]
+    assert drifted["references"]["recent"]["days"] == days[:3]
+    assert day_drift(lake, "hdfs", "2026-11-09", DriftThresholds())["summary"].startswith("not computed")
+
+
+def test_thresholds_are_data_per_source(tmp_path):
+    (tmp_path / "drift.yaml").write_text("defaults:\n  js_distance_max: 0.3\nsources:\n  bgl:\n    js_distance_max: 0.4\n")
+    assert load_thresholds(tmp_path, "hdfs").js_distance_max == 0.3
+    assert load_thresholds(tmp_path, "bgl").js_distance_max == 0.4
+    (tmp_path / "drift.yaml").write_text("defaults:\n  js_max: 0.3\n")
+    with pytest.raises(ValueError, match="unknown drift setting"):
+        load_thresholds(tmp_path, "hdfs")
+
+
+def test_prediction_drift_against_the_holdout_and_recent_nights(tmp_path):
+    from nightshift.drift import prediction_drift
+
+    lake = Lake(tmp_path)
+    lake.write_report("hdfs", "2026-11-02", "decision", {"challenger_version": "1", "best_candidate": "lr",
+                                                         "candidates": {"lr": {"flagged": 96, "sessions": 3000}}})
+    for d, rate in (("2026-11-02", 0.032), ("2026-11-03", 0.027)):
+        lake.write_report("hdfs", d, "scoring", {"champion_version": 1, "flag_rate": rate})
+    quiet = prediction_drift(lake, "hdfs", "2026-11-04", 1, 0.03, DriftThresholds())
+    assert quiet["suspect"] is False and set(quiet["references"]) == {"holdout (2026-11-02)", "median of 2 recent night(s)"}
+    flood = prediction_drift(lake, "hdfs", "2026-11-04", 1, 0.994, DriftThresholds())
+    assert flood["suspect"] and flood["reasons"][0] == "flag rate 99.4% vs 3.2% on the champion's holdout (2026-11-02)"
+    silent = prediction_drift(lake, "hdfs", "2026-11-04", 1, 0.0, DriftThresholds(flag_rate_abs_change_max=0.02))
+    assert silent["suspect"]                                             # a champion that stops flagging, too
+    lake.write_report("hdfs", "2026-11-04", "drift", {"flagged": True, "summary": "drift: flagged: unseen"})
+    assert prediction_drift(lake, "hdfs", "2026-11-04", 1, 0.03, DriftThresholds())["reasons"] == ["input drift: flagged: unseen"]
+
+
+def test_the_decision_record_has_a_drift_and_skew_section_with_the_template_plot(tmp_path):
+    from nightshift.decision_record import DRIFT_IMAGE, render_drift_image, render_html, render_markdown
+    from tests.test_promotion import KEPT
+
+    lake = Lake(tmp_path)
+    days = ["2026-11-01", "2026-11-02", "2026-11-03"]
+    for d in days[:2]:
+        lake.write_report("hdfs", d, "features", {"profile": _profile({"1": 500, "2": 300, "3": 200})})
+        for s in ("parsed_lines", "session_features"):
+            lake.write_report("hdfs", d, f"validation_{s}", {"success": True})
+    lake.write_report("hdfs", days[1], "decision", {"challenger_version": "1", "train_days": days[:1]})
+    lake.write_report("hdfs", days[2], "features", {"profile": _profile({"1": 300, "9": 700})})
+    drift = day_drift(lake, "hdfs", days[2], DriftThresholds(), champion_version="1")
+    record = {"source": "hdfs", "day": days[2], "decision": KEPT, "reason": "floors failed", "mode": "auto",
+              "best_candidate": "rf", "model_name": "m", "challenger_version": "2", "champion_before": "1",
+              "labelled": False, "holdout_days": [days[2]], "train_days": days[:2], "policy": {},
+              "candidates": {}, "checks": [], "limits": "no labels", "candidate_training": {}}
+    record["policy"] = {"unlabelled_min_flag_rate": 0.001, "unlabelled_max_flag_rate": 0.1, "unlabelled_max_rate_change": 0.02}
+    md = render_markdown(record, {}, drift)
+    assert "## Input drift and training/serving skew" in md and "**drift: flagged: vs champion training:" in md
+    assert "champion's training days (skew) | 2026-11-01 |" in md and "70.0% (1 templates)" in md
+    image = render_drift_image(tmp_path, lake, drift)
+    assert image == tmp_path / DRIFT_IMAGE and image.read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in render_html(md, tmp_path)          # embedded, not a literal link
+    assert "No drift report for this night" in render_markdown(record, {}, None)
