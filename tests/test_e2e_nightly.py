@@ -285,8 +285,8 @@ def cockpit_tour(ui: dict, lake, shots) -> dict:
         seen["extra_links"] = extra
         # (the tasks ran without [api] base_url, so the links name the default address: follow their path here)
         record_link = urllib.parse.urlparse(extra["Decision record"] or "")
-        assert record_link.path == f"/nightshift/runs/nightshift_nightly/{run_id}/record", extra
-        d.get(f"{airflow}{urllib.parse.quote(record_link.path)}")
+        assert urllib.parse.unquote(record_link.path) == f"/nightshift/runs/nightshift_nightly/{run_id}/record", extra
+        d.get(f"{airflow}{record_link.path}")
         wait_for(d, lambda d: days[1] in d.find_element(By.TAG_NAME, "body").text, 60)
 
     last = promotion_log.read(lake.root, model)[-1]
