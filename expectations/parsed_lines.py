@@ -1,7 +1,8 @@
 """Expectations on one day's parsed lines and on its ingest accounting.
 
 Two batches are validated: ``lines`` (the parsed partition) and ``ingest`` (a one-row frame made
-from the ingest report). Bounds come from the source YAML (``validation.parsed_lines``).
+from the ingest report). Bounds come from the source YAML (``validation.parsed_lines``), and the
+volume also from the recent validated days (learned bounds).
 """
 
 PARSED_SCHEMA = [
@@ -17,6 +18,7 @@ def build_expectations(bounds: dict) -> dict:
         "lines": [
             gxe.ExpectTableColumnsToMatchSet(column_set=PARSED_SCHEMA, exact_match=True),
             gxe.ExpectTableRowCountToBeBetween(min_value=int(bounds.get("min_lines", 1))),
+            *_learned_volume(gxe, bounds),
             gxe.ExpectColumnValuesToNotBeNull(column="ts"),
             gxe.ExpectColumnValuesToBeNull(column="reason"),        # no quarantined line among parsed ones
             gxe.ExpectColumnValuesToNotBeNull(column="line_number"),
@@ -30,3 +32,14 @@ def build_expectations(bounds: dict) -> dict:
             gxe.ExpectColumnMaxToBeBetween(column="unaccounted_lines", min_value=0, max_value=0),
         ],
     }
+
+
+def _learned_volume(gxe, bounds: dict) -> list:
+    """The day's parsed lines within bounds learned from the recent validated days (median +- k MAD,
+    ``nightshift.drift.learned_volume_bounds``); nothing until there are enough such days."""
+    learned = bounds.get("learned_volume")
+    if not learned:
+        return []
+    return [gxe.ExpectTableRowCountToBeBetween(
+        min_value=int(learned["min"]), max_value=int(learned["max"]),
+        meta={"learned_from": learned["days"], "median": learned["median"], "k_mad": learned["k_mad"]})]

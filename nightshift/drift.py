@@ -85,6 +85,8 @@ class DriftThresholds:
     volume_ratio_max: float = 2.0
     flag_rate_ratio_max: float = 3.0   # prediction drift: tonight's flag rate / the champion's holdout flag rate
     flag_rate_abs_change_max: float = 0.05   # ... and tonight's minus it (both must be exceeded)
+    bounds_k_mad: float = 5.0          # learned validation bounds: median +- k MAD of the recent validated days' volume,
+    bounds_min_relative: float = 0.5   # ... widened to at least +-this share of the median (volumes vary little day to day)
 
 
 def load_thresholds(config_dir: Path, source: str) -> DriftThresholds:
@@ -278,3 +280,24 @@ def prediction_drift(lake, source: str, day: str, champion_version, flag_rate: f
             "input_drift": input_drift.get("summary"),
             # training/serving skew: the features scored tonight against those the champion was trained on
             "skew": ((input_drift.get("references") or {}).get("champion_training") or {}).get("stats")}
+
+
+# what the learned bounds bound, per validation suite: (report, key) of the recent validated days
+LEARNED_VOLUME = {"parsed_lines": ("ingest", "parsed_lines"), "session_features": ("features", "sessions")}
+
+
+def learned_volume_bounds(lake, source: str, day: str, suite: str, thresholds: DriftThresholds) -> dict[str, Any] | None:
+    """Row-count bounds for ``suite`` learned from the recent validated days: ``median +- k MAD``,
+    at least ``+-bounds_min_relative`` of the median; None until there are 3 such days (the
+    source's fixed bounds apply alone)."""
+    step, key = LEARNED_VOLUME[suite]
+    days = recent_validated_days(lake, source, day, thresholds.window_days)
+    values = [(lake.read_report(source, d, step) or {}).get(key) for d in days]
+    values = [float(v) for v in values if isinstance(v, (int, float))]
+    bounds = robust_bounds(values, thresholds.bounds_k_mad)
+    if bounds is None:
+        return None
+    med = statistics.median(values)
+    low = max(0, math.floor(min(bounds[0], med * (1 - thresholds.bounds_min_relative))))
+    high = math.ceil(max(bounds[1], med * (1 + thresholds.bounds_min_relative)))
+    return {"min": low, "max": high, "median": med, "days": days, "k_mad": thresholds.bounds_k_mad}

@@ -100,6 +100,9 @@ def describe_failure(result: Any) -> str:
         text += f" observed {observed}"
     if exc:
         text += f" error: {exc}"
+    learned = (cfg.meta or {}).get("learned_from")
+    if learned:
+        text += f" (bounds learned from {len(learned)} recent validated days, median {(cfg.meta or {}).get('median'):g})"
     return text
 
 
@@ -108,7 +111,14 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     import great_expectations as gx
 
     module = load_suite_module(settings.expectations_dir, suite)
-    bounds = source.validation.get(suite, {})
+    bounds = dict(source.validation.get(suite, {}))
+    if suite in ("parsed_lines", "session_features"):
+        # volume bounds learned from the recent validated days (GX shows them in the Data Docs)
+        from nightshift.drift import learned_volume_bounds, load_thresholds
+
+        learned = learned_volume_bounds(lake, source.name, day, suite, load_thresholds(settings.config_dir, source.name))
+        if learned:
+            bounds["learned_volume"] = learned
     expectations = module.build_expectations(bounds)
     lake.recover(source.name, day)      # finish an interrupted commit of the day first
     # taken before the data is read: if it is replaced meanwhile, the report is stale, never wrong

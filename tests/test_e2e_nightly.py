@@ -173,6 +173,31 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
     assert str(champion.version) == chain[-2]                                  # rolled back one step
 
 
+def test_the_drift_day_is_flagged_before_its_labels_are_used_and_normal_days_are_not(pipeline_run):
+    import mlflow
+
+    from nightshift.lake import report_mtime
+
+    lake = pipeline_run["lake"]
+    drift = {d: lake.read_report("hdfs", d, "drift") for d in DAYS}
+    assert drift[DAYS[0]]["flagged"] is False and drift[DAYS[0]]["summary"] == "no reference yet (first validated day)"
+    assert drift[DAYS[1]]["flagged"] is False, drift[DAYS[1]]["summary"]
+    assert drift[DAYS[2]] is None                    # the corrupted day stopped at validation
+    flagged = drift[DAYS[3]]
+    assert flagged["flagged"] and flagged["summary"].startswith("drift: flagged"), flagged
+    assert flagged["references"]["recent"]["days"] == [DAYS[0], DAYS[1]]
+    # recorded before the night trained on anything (labels are read only by training and evaluation)
+    uri = pipeline_run["env"]["MLFLOW_TRACKING_URI"]
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["nightshift-hdfs"], output_format="list",
+                              filter_string=f"tags.`nightshift.day` = '{DAYS[3]}'")
+    assert runs and report_mtime(lake, "hdfs", DAYS[3], "drift") * 1000 < min(r.info.start_time for r in runs)
+    # the decision record of the drift night shows it, with the template plot
+    record_dir = lake.reports_dir("hdfs", DAYS[3]) / "decision_record"
+    assert "**drift: flagged" in (record_dir / "decision.md").read_text()
+    assert (record_dir / "template_distribution.png").is_file()
+
+
 # ---------------------------------------------------------------- the operator's cockpit, in a browser
 
 def cockpit_tour(ui: dict, lake, shots) -> dict:

@@ -83,3 +83,27 @@ def test_the_dag_check_trusts_only_a_passed_report_of_the_data_as_it_is(spark, l
     headline = str(failed.value).splitlines()[0]
     assert headline.startswith("parsed_lines validation failed for hdfs 2026-11-01: ingest: ")
     assert "quarantine_rate" in headline
+
+
+def test_learned_volume_bounds_fail_a_90_percent_drop_that_fixed_bounds_pass(spark, lake, hdfs_source, settings):
+    """Three validated days of ~100 parsed lines (their reports), then a day of 10: the fixed bound
+    (min_lines: 1) passes it; the bound learned from the history (median +- k MAD, at least +-50%)
+    fails it, says where the bound came from, and GX records the bounds (Data Docs)."""
+    history = ["2026-10-29", "2026-10-30", "2026-10-31"]
+    for d, n in zip(history, (100, 104, 98)):
+        lake.write_report("hdfs", d, "ingest", {"parsed_lines": n})
+        lake.write_report("hdfs", d, "features", {"sessions": n, "profile": {"lines": n, "sessions": n, "templates": {"1": n}}})
+        for suite in ("parsed_lines", "session_features"):
+            lake.write_report("hdfs", d, f"validation_{suite}", {"success": True})
+    write_raw(lake, DAY, "a.log", b"\n".join(LINE % i for i in range(10)) + b"\n")
+    run_ingest(spark, lake, hdfs_source, DAY)
+    report = run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")
+    assert report["success"] is False
+    [failure] = report["failures"]
+    assert failure == ("lines: expect_table_row_count_to_be_between(max_value=150, min_value=50) observed 10 "
+                       "(bounds learned from 3 recent validated days, median 100)")
+    assert report["batches"]["lines"] == {"expectations": 9, "failed": 1}
+    # without the history only the fixed bound applies, and the same day passes
+    for d in history:
+        lake.write_report("hdfs", d, "validation_parsed_lines", {"success": False})
+    assert run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")["success"] is True
