@@ -29,7 +29,8 @@ from pathlib import Path
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
+from airflow.sdk import (AsyncCallback, CronDataIntervalTimetable, DeadlineAlert, DeadlineReference, Param, TriggerRule,
+                         dag, task)
 from airflow.sdk.exceptions import AirflowFailException
 
 from nightshift.assets import VALIDATED_FEATURES
@@ -74,6 +75,11 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
     start_date=pendulum.parse(os.environ.get("NIGHTSHIFT_START_DATE") or "2000-01-01", tz="UTC"),
     catchup=os.environ.get("NIGHTSHIFT_CATCHUP", "false").lower() in ("1", "true", "yes"),
     max_active_runs=1,
+    # a night not done this long after it was queued raises a `night_deadline` alert (the triggerer
+    # runs the callback; NIGHTSHIFT_NIGHT_DEADLINE_HOURS, read at parse time)
+    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,
+                           interval=timedelta(hours=float(os.environ.get("NIGHTSHIFT_NIGHT_DEADLINE_HOURS", "6"))),
+                           callback=AsyncCallback("nightshift.alerts.night_deadline_missed")),
     description="Nightly: ingest, validate and retrain one log source's day; promote the challenger only if it is really better",
     doc_md=__doc__,
     tags=["nightshift"],

@@ -1,7 +1,8 @@
 """Alerts: a JSON POST to the webhook named by the Airflow connection ``nightshift_alerts``.
 
-Sent for input drift, prediction drift (suspect predictions), a failed night and the champion
-watch; never for a quiet normal night. Configure it like any Airflow connection, e.g.
+Sent for input drift, prediction drift (suspect predictions), a failed night, a night not done by
+its deadline (the nightly DAG's ``DeadlineAlert``) and the champion watch; never for a quiet
+normal night. Configure it like any Airflow connection, e.g.
 ``AIRFLOW_CONN_NIGHTSHIFT_ALERTS='{"conn_type": "http", "host": "https://hooks.example.org/nightshift"}'``
 (``host`` a whole URL), or as ``http://host:port/path``. Without the connection, an alert is
 logged at WARNING and said to be undelivered; a webhook that fails is logged at ERROR and does
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 CONN_ID = "nightshift_alerts"
-KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch")
+KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch", "night_deadline")
 log = logging.getLogger("nightshift.alerts")
 
 
@@ -90,3 +91,17 @@ def read_alerts(data_root: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue              # a torn last line from a killed writer
     return out
+
+
+async def night_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> None:
+    """The nightly DAG's deadline callback (run by the triggerer when a night is not done by its
+    deadline): one ``night_deadline`` alert naming the run and the day."""
+    import asyncio
+
+    run = (context or {}).get("dag_run") or {}
+    conf = run.get("conf") or {}
+    day = conf.get("day") or str(run.get("logical_date") or "")[:10] or "unknown"
+    deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
+    await asyncio.to_thread(send_alert, "night_deadline", conf.get("source", "hdfs"), day,
+                            f"the nightly run {run.get('run_id')} is not done by its deadline {deadline}",
+                            {"run_id": run.get("run_id"), "state": run.get("state")})

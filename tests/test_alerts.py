@@ -27,3 +27,28 @@ def test_without_a_webhook_or_with_a_dead_one_the_alert_is_logged_and_kept(tmp_p
     assert [a["delivered"] for a in read_alerts(tmp_path)] == [None, False]
     with pytest.raises(ValueError, match="unknown alert kind"):
         send_alert("mood", "hdfs", "2026-11-06", "x", data_root=tmp_path)
+
+
+def test_the_nightly_dag_has_a_deadline_whose_callback_alerts(tmp_path, monkeypatch, webhook_sink):
+    """The DeadlineAlert is declared on the nightly DAG (the triggerer calls it when a night is late;
+    that path needs a scheduler and a triggerer, so here the callback is called as they call it)."""
+    import asyncio
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from nightshift import alerts
+    from nightshift.settings import PROJECT_ROOT
+
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nightshift_nightly.py")).dags["nightshift_nightly"]
+    [deadline] = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert deadline.interval == timedelta(hours=6)
+    assert deadline.callback.path == "nightshift.alerts.night_deadline_missed"
+    url, received = webhook_sink
+    monkeypatch.setenv("NIGHTSHIFT_DATA_ROOT", str(tmp_path))
+    monkeypatch.setattr(alerts, "webhook_url", lambda conn_id=alerts.CONN_ID: url)
+    context = {"dag_run": {"run_id": "scheduled__2026-11-04T00:00:00+00:00", "logical_date": "2026-11-04T00:00:00Z",
+                           "conf": {}, "state": "running"}, "deadline": {"deadline_time": "2026-11-05T06:00:00Z"}}
+    asyncio.run(alerts.night_deadline_missed(context=context))
+    assert [(a["kind"], a["day"]) for a in received] == [("night_deadline", "2026-11-04")]
+    assert "not done by its deadline 2026-11-05T06:00:00Z" in received[0]["message"]
