@@ -234,7 +234,8 @@ def test_unauthenticated_requests_are_refused(stack):
 
     airflow, mlflow = stack.url("airflow"), stack.url("mlflow")
     for path in ["/api/v2/dags", "/nightshift/promotions", "/nightshift/promotions.json", "/nightshift/problems.json",
-                 f"/nightshift/promotions/{MODEL}.json"]:
+                 f"/nightshift/promotions/{MODEL}.json", "/nightshift/view", "/nightshift/nights/hdfs.json",
+                 "/nightshift/rollback/hdfs", "/nightshift/runs/nightshift_nightly/x", "/nightshift/datadocs/site/index.html"]:
         assert httpx.get(airflow + path).status_code == 401, path
         assert httpx.get(airflow + path, headers={"Authorization": "Bearer not-a-token"}).status_code in (401, 403), path
     user, password = PUBLIC_DEFAULT_LOGIN
