@@ -40,7 +40,11 @@ def test_the_nightly_dag_has_a_deadline_whose_callback_alerts(tmp_path, monkeypa
     from nightshift import alerts
     from nightshift.settings import PROJECT_ROOT
 
-    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "nightshift_nightly.py")).dags["nightshift_nightly"]
+    nightly = str(PROJECT_ROOT / "dags" / "nightshift_nightly.py")
+    monkeypatch.delenv("NIGHTSHIFT_NIGHT_DEADLINE_HOURS", raising=False)
+    assert not DagBag(dag_folder=nightly).dags["nightshift_nightly"].deadline       # off unless deployed with it
+    monkeypatch.setenv("NIGHTSHIFT_NIGHT_DEADLINE_HOURS", "6")
+    dag = DagBag(dag_folder=nightly).dags["nightshift_nightly"]
     [deadline] = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
     assert deadline.interval == timedelta(hours=6)
     assert deadline.callback.path == "nightshift.alerts.night_deadline_missed"
