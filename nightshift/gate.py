@@ -49,6 +49,7 @@ class GatePolicy:
     holdout_days: int
     backtest_days: int
     backtest_tolerance: float
+    broken_champion_yields: bool
     slice_columns: tuple[str, ...]
     slice_tolerance: float
     slice_min_sessions: int
@@ -281,6 +282,27 @@ def check_backtest(rows: list[dict[str, Any]], policy: GatePolicy) -> dict[str, 
     return {"name": "backtest", "passed": not losses,
             "detail": (f"loses on {', '.join(r['day'] for r in losses)} (tolerance {policy.backtest_tolerance}); "
                        if losses else "") + detail}
+
+
+def below_floors(m: dict[str, Any] | None, policy: GatePolicy) -> bool:
+    return bool(m) and (m["precision"] < policy.floor_precision or m["recall"] < policy.floor_recall)
+
+
+def waive_backtest_for_broken_champion(backtest: dict[str, Any], floors: dict[str, Any], champion_metrics: dict | None,
+                                       holdout_interval: dict[str, float] | None, policy: GatePolicy) -> dict[str, Any]:
+    """The backtest protects a working champion from a challenger that regresses on earlier days.
+    A champion below the floors on tonight's holdout (after drift, say) has nothing to protect: a
+    challenger that passes the floors and is significantly better on the holdout (the interval's
+    lower bound above 0) is not held back by older days (``broken_champion_yields``). The check
+    says so, with what the backtest found."""
+    if (not policy.broken_champion_yields or backtest["passed"] or not floors["passed"]
+            or not below_floors(champion_metrics, policy) or holdout_interval is None or holdout_interval["lower"] <= 0):
+        return backtest
+    return {"name": "backtest", "passed": True, "waived": True,
+            "detail": (f"waived: the champion is below the floors on tonight's holdout (precision "
+                       f"{champion_metrics['precision']:.3f}, recall {champion_metrics['recall']:.3f}) and the challenger "
+                       f"passes them and is better there (F1 difference CI [{holdout_interval['lower']:+.3f}, "
+                       f"{holdout_interval['upper']:+.3f}]); the backtest found: {backtest['detail']}")}
 
 
 def check_slices(rows: list[dict[str, Any]], policy: GatePolicy) -> dict[str, Any]:

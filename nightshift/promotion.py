@@ -180,7 +180,9 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
         staleness = gate.is_stale(champion_days, plan.train_days, plan.day, policy)
         slices = gate.slice_table(holdout, best["pred"], champion_pred, policy.slice_columns,
                                   policy.slice_min_sessions, policy.slice_min_positives)
-        checks += [gate.check_bootstrap(interval, policy, staleness), gate.check_backtest(backtest, policy),
+        checks += [gate.check_bootstrap(interval, policy, staleness),
+                   gate.waive_backtest_for_broken_champion(gate.check_backtest(backtest, policy), checks[0],
+                                                           champion_metrics, holdout_interval, policy),
                    gate.check_slices(slices, policy)]
     passed, reason = gate.decision_reason(checks, champion is not None)
     if already:

@@ -10,7 +10,7 @@ import pytest
 
 from nightshift.gate import (
     check_backtest, check_bootstrap, check_floors, check_slices, decision_reason, is_stale, length_bucket, load_policy,
-    metrics, paired_bootstrap_f1_diff, pooled_bootstrap_f1_diff, slice_table,
+    metrics, paired_bootstrap_f1_diff, pooled_bootstrap_f1_diff, slice_table, waive_backtest_for_broken_champion,
 )
 from nightshift.settings import PROJECT_ROOT
 
@@ -95,6 +95,29 @@ def test_challenger_that_wins_one_day_only_fails_the_backtest():
     assert not check["passed"] and "loses on 2026-11-03" in check["detail"]
     steady = [{"day": "d1", "challenger_f1": 0.89, "champion_f1": 0.90}, {"day": "d2", "challenger_f1": 0.95, "champion_f1": 0.8}]
     assert check_backtest(steady, POLICY)["passed"]              # within the tolerance on d1
+
+
+def test_a_champion_below_the_floors_does_not_keep_its_place_through_the_backtest():
+    """The demo's night after the drift: the champion flags nearly everything (precision 0.03); a
+    challenger trained on the new version passes the floors and is far better tonight, but loses
+    on a pre-drift backtest day. Without the waiver the broken champion would stay."""
+    backtest = check_backtest([{"day": "2026-11-03", "challenger_f1": 0.945, "champion_f1": 0.970},
+                               {"day": "2026-11-04", "challenger_f1": 0.409, "champion_f1": 0.050}], POLICY)
+    assert not backtest["passed"]
+    floors = check_floors({"precision": 0.93, "recall": 0.91}, POLICY)
+    broken = {"precision": 0.031, "recall": 1.0}
+    better = {"lower": 0.80, "upper": 0.89}
+    waived = waive_backtest_for_broken_champion(backtest, floors, broken, better, POLICY)
+    assert waived["passed"] and waived["waived"]
+    assert waived["detail"].startswith("waived: the champion is below the floors on tonight's holdout (precision 0.031")
+    assert "loses on 2026-11-03" in waived["detail"]
+    # a healthy champion, a challenger below the floors, one not better tonight, or the setting off: no waiver
+    assert waive_backtest_for_broken_champion(backtest, floors, {"precision": 0.9, "recall": 0.9}, better, POLICY) is backtest
+    assert waive_backtest_for_broken_champion(backtest, check_floors({"precision": 0.3, "recall": 0.6}, POLICY), broken,
+                                              better, POLICY) is backtest
+    assert waive_backtest_for_broken_champion(backtest, floors, broken, {"lower": -0.01, "upper": 0.2}, POLICY) is backtest
+    off = dataclasses.replace(POLICY, broken_champion_yields=False)
+    assert waive_backtest_for_broken_champion(backtest, floors, broken, better, off) is backtest
 
 
 def test_floors_and_the_combined_decision():
