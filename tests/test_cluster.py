@@ -282,10 +282,10 @@ def test_cluster_ran_every_spark_job(runs, spark_cluster):
 
 
 def _comparable(report: dict) -> dict:
-    """A report without what names one lake or one write: data_docs (a file:// URL inside the
-    lake), data_fingerprint (Spark part-file names carry a per-write id) and the labels file's
-    path."""
-    out = {k: v for k, v in report.items() if k not in ("data_docs", "data_fingerprint")}
+    """A report without what names one lake or one write: data_docs and data_docs_pages (file://
+    URLs inside the lake, with the run's time), data_fingerprint (Spark part-file names carry a
+    per-write id) and the labels file's path."""
+    out = {k: v for k, v in report.items() if k not in ("data_docs", "data_docs_pages", "data_fingerprint")}
     if isinstance(out.get("labels"), dict):
         out["labels"] = {k: v for k, v in out["labels"].items() if k != "path"}
     return out
