@@ -16,14 +16,27 @@ def test_an_alert_reaches_the_webhook_and_the_lake(tmp_path, webhook_sink):
     assert read_alerts(tmp_path) == [alert]
 
 
-def test_without_a_webhook_or_with_a_dead_one_the_alert_is_logged_and_kept(tmp_path, capfd):
+def test_without_a_webhook_or_with_a_dead_one_the_alert_is_logged_and_kept(tmp_path, monkeypatch):
+    import logging
+
     assert webhook_url() is None        # no nightshift_alerts connection here
-    quiet = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
-    dead = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed",
-                      url=f"http://127.0.0.1:{free_port()}/hook", data_root=tmp_path)
-    logged = "".join(capfd.readouterr())      # Airflow's logging (once imported) writes the records itself
-    assert quiet["delivered"] is None and "not delivered" in logged
-    assert dead["delivered"] is False and "could not be delivered" in logged
+    # a handler of our own on the module's logger: Airflow's logging setup (imported by other tests
+    # of the same worker) decides where records go otherwise
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("nightshift.alerts")
+    monkeypatch.setattr(logger, "disabled", False)
+    logger.addHandler(handler)
+    try:
+        quiet = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
+        dead = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed",
+                          url=f"http://127.0.0.1:{free_port()}/hook", data_root=tmp_path)
+    finally:
+        logger.removeHandler(handler)
+    logged = [(r.levelname, r.getMessage()) for r in records]
+    assert quiet["delivered"] is None and any(lvl == "WARNING" and "not delivered" in m for lvl, m in logged), logged
+    assert dead["delivered"] is False and any(lvl == "ERROR" and "could not be delivered" in m for lvl, m in logged), logged
     assert [a["delivered"] for a in read_alerts(tmp_path)] == [None, False]
     with pytest.raises(ValueError, match="unknown alert kind"):
         send_alert("mood", "hdfs", "2026-11-06", "x", data_root=tmp_path)
