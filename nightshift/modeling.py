@@ -14,6 +14,7 @@ from nightshift_model import (
     STAT_COLUMNS,
     SUPERVISED_KINDS,
     EventCountVectorizer,
+    InvariantsMiner,
     IsolationForestDetector,
     PCADetector,
     ThresholdedClassifier,
@@ -26,5 +27,5 @@ from nightshift_model import (
 )
 
 __all__ = ["DETECTOR_KINDS", "MODEL_INPUT_COLUMNS", "STAT_COLUMNS", "SUPERVISED_KINDS", "EventCountVectorizer",
-           "IsolationForestDetector", "PCADetector", "ThresholdedClassifier", "best_f1_threshold", "build_candidate",
+           "InvariantsMiner", "IsolationForestDetector", "PCADetector", "ThresholdedClassifier", "best_f1_threshold", "build_candidate",
            "build_model", "fit_model", "remap_scores", "to_model_input"]

@@ -97,7 +97,7 @@ def _template_sort_key(key: str):
 
 
 SUPERVISED_KINDS = ("logistic_regression", "random_forest", "hist_gradient_boosting", "decision_tree")
-DETECTOR_KINDS = ("pca_detector", "isolation_forest")
+DETECTOR_KINDS = ("pca_detector", "isolation_forest", "invariants_miner")
 
 
 def build_candidate(kind: str, params: dict[str, Any] | None = None, random_state: int = 0) -> Pipeline:
@@ -123,6 +123,8 @@ def build_candidate(kind: str, params: dict[str, Any] | None = None, random_stat
         steps = [("classifier", PCADetector(**params))]
     elif kind == "isolation_forest":
         steps = [("classifier", IsolationForestDetector(random_state=random_state, **params))]
+    elif kind == "invariants_miner":
+        steps = [("classifier", InvariantsMiner(**params))]
     else:
         raise ValueError(f"unknown candidate kind {kind!r}; known: {', '.join(SUPERVISED_KINDS + DETECTOR_KINDS)}")
     return Pipeline([("vectorize", EventCountVectorizer()), *steps])
@@ -360,3 +362,73 @@ class IsolationForestDetector(BaseEstimator, ClassifierMixin):
 
     def predict(self, X) -> np.ndarray:
         return (self.forest_.decision_function(X) <= 0).astype(int)
+
+
+class InvariantsMiner(BaseEstimator, ClassifierMixin):
+    """Invariants mining (Lou et al., USENIX ATC 2010; loglizer's ``InvariantsMiner``), labels ignored.
+
+    Fit: linear relations with small integer coefficients among the event counts of a session
+    (e.g. ``count(A) - count(B) = 0``: every block received is also stored; ``count(C) = 0``: an
+    event normal sessions never have) that hold in at least ``percentage`` of the training
+    sessions. Combinations of 1..``max_size`` event columns are searched; for each, the
+    eigenvector of the smallest eigenvalue of its block of the Gram matrix ``E^T E`` is the
+    candidate, scaled to integers (at most ``max_coefficient``) and kept when it holds exactly often
+    enough. Supersets of a kept invariant's columns are skipped (nothing new). Columns never seen
+    non-zero in training and the ``other`` column (templates unknown to the model) are not mined.
+    Predict: a session violating any invariant is anomalous; ``predict_proba`` gives
+    ``p = v / (v + 1)`` for ``v`` violated invariants, so ``p >= 0.5`` iff at least one.
+    """
+
+    def __init__(self, percentage: float = 0.99, max_size: int = 3, max_coefficient: int = 10):
+        self.percentage = percentage
+        self.max_size = max_size
+        self.max_coefficient = max_coefficient
+
+    @staticmethod
+    def _counts(X) -> np.ndarray:
+        """Raw event counts back from ``EventCountVectorizer`` (``log1p``-scaled; the ``other``
+        column and the session statistics dropped)."""
+        X = np.asarray(X, dtype=np.float64)
+        return np.rint(np.expm1(X[:, : X.shape[1] - len(STAT_COLUMNS) - 1]))
+
+    def fit(self, X, y=None):
+        import itertools
+
+        E = self._counts(X)
+        active = [j for j in range(E.shape[1]) if (E[:, j] != 0).any()]
+        gram = E.T @ E
+        self.invariants_: list[tuple[tuple[int, ...], np.ndarray]] = []
+        for size in range(1, self.max_size + 1):
+            combos = [c for c in itertools.combinations(active, size)
+                      if not any(set(kept) <= set(c) for kept, _ in self.invariants_)]
+            if not combos:
+                continue
+            idx = np.array(combos)
+            _, vectors = np.linalg.eigh(gram[idx[:, :, None], idx[:, None, :]])
+            for combo, vec in zip(combos, vectors[:, :, 0]):
+                nonzero = np.abs(vec) > 1e-9
+                if not nonzero.all():
+                    continue              # a smaller combination holds it (or none does)
+                theta = vec / np.min(np.abs(vec))
+                coefficients = np.rint(theta)
+                if np.max(np.abs(coefficients)) > self.max_coefficient or np.max(np.abs(theta - coefficients)) > 0.05:
+                    continue
+                if np.mean(np.abs(E[:, list(combo)] @ coefficients) < 0.5) >= self.percentage:
+                    self.invariants_.append((tuple(int(j) for j in combo), coefficients))
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def violations(self, X) -> np.ndarray:
+        E = self._counts(X)
+        v = np.zeros(len(E))
+        for combo, coefficients in self.invariants_:
+            v += np.abs(E[:, list(combo)] @ coefficients) >= 0.5
+        return v
+
+    def predict_proba(self, X) -> np.ndarray:
+        v = self.violations(X)
+        p = v / (v + 1.0)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return (self.violations(X) > 0).astype(int)

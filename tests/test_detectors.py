@@ -12,7 +12,7 @@ import yaml
 
 from nightshift.gate import load_policy
 from nightshift.lake import Lake
-from nightshift.modeling import build_model, to_model_input
+from nightshift.modeling import DETECTOR_KINDS, build_model, to_model_input
 from nightshift.promotion import PROMOTED, apply_decision, evaluate_candidates
 from nightshift.settings import PROJECT_ROOT, load_settings
 from nightshift.sources import parse_source
@@ -45,10 +45,13 @@ def _workflows(n: int, rate: float, seed: int):
     return to_model_input(frame), np.array(labels)
 
 
-@pytest.mark.parametrize("kind", ["pca_detector", "isolation_forest"])
+@pytest.mark.parametrize("kind", ["pca_detector", "isolation_forest", "invariants_miner"])
 def test_detectors_flag_a_rare_pattern_without_labels(kind):
     X, y = _workflows(2000, 0.02, seed=0)
-    model = build_model(kind, {}).fit(X, None)                      # no labels
+    # an invariant must hold in `percentage` of the training sessions: here one anomaly pattern
+    # makes 2% of them, so below 98% (the shipped 99% suits many rarer patterns, as in HDFS)
+    params = {"percentage": 0.97} if kind == "invariants_miner" else {}
+    model = build_model(kind, params).fit(X, None)                  # no labels
     proba = model.predict_proba(X)
     np.testing.assert_array_equal(proba[:, 1] >= 0.5, model.predict(X) == 1)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -64,6 +67,24 @@ def test_pca_threshold_is_the_q_statistic():
     spe = pca.spe(model.named_steps["vectorize"].transform(X))
     assert pca.q_ > 0 and pca.n_components_ == 3                  # normal space: few dimensions
     np.testing.assert_array_equal(model.predict_proba(X)[:, 1] >= 0.5, spe >= pca.q_)
+
+
+def test_invariants_are_the_workflows_relations_and_a_violation_is_an_anomaly():
+    X, y = _workflows(2000, 0.02, seed=2)
+    model = build_model("invariants_miner", {"percentage": 0.97}).fit(X)
+    miner = model.named_steps["classifier"]
+    vocabulary = model.named_steps["vectorize"].vocabulary_
+    found = {tuple(vocabulary[j] for j in combo): tuple(int(c) for c in coefficients)
+             for combo, coefficients in miner.invariants_}
+    # the error template never happens in (98% of) sessions, and within a workflow every step is
+    # logged as often as the one before it (count(1) - count(2) = 0, ...)
+    assert found[("99",)] == (1,)
+    assert found[("1", "2")] in ((1, -1), (-1, 1)) and found[("6", "7")] in ((1, -1), (-1, 1))
+    assert all(len(combo) <= 3 and max(abs(c) for c in coefficients) <= 10 for combo, coefficients in found.items())
+    flagged = model.predict(X) == 1
+    np.testing.assert_array_equal(flagged, y == 1)                # skipping a step breaks an invariant
+    proba = model.predict_proba(X)[:, 1]
+    assert proba[~flagged].max() == 0.0 and proba[flagged].min() >= 0.5
 
 
 def test_a_source_can_declare_labels_none():
@@ -102,7 +123,7 @@ def test_an_unlabelled_source_trains_detectors_and_gets_a_champion(tmp_path):
     assert plan.skip_reason is None and not plan.labelled and plan.holdout_days == (DAYS[1],)
     with pytest.raises(ValueError, match="needs labels"):
         train_candidate(settings, config, plan, "random_forest")
-    detectors = [c["name"] for c in config.candidates if c["kind"] in ("pca_detector", "isolation_forest")]
+    detectors = [c["name"] for c in config.candidates if c["kind"] in DETECTOR_KINDS]
     results = [train_candidate(settings, config, plan, n) for n in detectors]
     assert all(r["metrics"]["f1"] is None and 0 <= r["metrics"]["flag_rate"] <= 1 for r in results)
     record = apply_decision(settings, evaluate_candidates(settings, config, policy, plan, results, "auto", "test"))

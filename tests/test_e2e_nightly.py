@@ -102,7 +102,7 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     assert second["decision"] == "promoted", second["reason"]
     assert second["holdout_days"] == [DAYS[1]] and second["train_days"] == [DAYS[0]]
     assert set(second["candidates"]) == {"baseline_logreg", "decision_tree", "random_forest", "gradient_boosting",
-                                         "pca_detector", "isolation_forest"}
+                                         "pca_detector", "isolation_forest", "invariants_miner"}
 
     uri = pipeline_run["env"]["MLFLOW_TRACKING_URI"]
     mlflow.set_tracking_uri(uri)
@@ -110,7 +110,7 @@ def test_training_decisions_and_champion_alias(pipeline_run):
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     runs = mlflow.search_runs(experiment_names=["nightshift-hdfs"], output_format="list",
                               filter_string=f"tags.`nightshift.day` = '{DAYS[1]}'")
-    assert len(runs) == 6 and {r.data.tags["nightshift.candidate"] for r in runs} == set(second["candidates"])
+    assert len(runs) == 7 and {r.data.tags["nightshift.candidate"] for r in runs} == set(second["candidates"])
     for r in runs:
         assert r.data.metrics["holdout_f1"] == pytest.approx(second["candidates"][r.data.tags["nightshift.candidate"]]["f1"])
         # every run names the Airflow run and task that trained it

@@ -84,7 +84,7 @@ def test_runtime_package_does_not_import_the_generators_and_the_model_package_is
     assert "nightshift_datagen" not in _imported_top_level_names(ROOT / "nightshift")
     model_imports = _imported_top_level_names(ROOT / "nightshift_model")
     assert not model_imports & {"nightshift", "nightshift_datagen"}, model_imports
-    assert model_imports <= {"__future__", "json", "typing", "numpy", "pandas", "sklearn"}, model_imports
+    assert model_imports <= {"__future__", "itertools", "json", "typing", "numpy", "pandas", "sklearn"}, model_imports
 
 
 def test_old_pickles_naming_nightshift_modeling_still_load():
