@@ -273,7 +273,8 @@ def check_flag_rate(rates: dict[str, float], holdout_day: str, policy: GatePolic
 
 def check_backtest(rows: list[dict[str, Any]], policy: GatePolicy) -> dict[str, Any]:
     """``rows``: one per backtest day with ``day``, ``challenger_f1``, ``champion_f1`` (and
-    ``champion_in_sample``: the champion trained on that day; such a day is shown, not judged)."""
+    ``champion_in_sample``: the champion trained on that day or was chosen on it as the best of its
+    night; such a day is shown, not judged)."""
     losses = [r for r in rows if r["challenger_f1"] < r["champion_f1"] - policy.backtest_tolerance
               and not r.get("champion_in_sample")]
     detail = ", ".join(f"{r['day']}: {r['challenger_f1']:.3f} vs {r['champion_f1']:.3f}"

@@ -106,6 +106,14 @@ def champion_train_days(settings, champion) -> list[str] | None:
     return [d for d in value.split(",") if d] if value else None
 
 
+def champion_in_sample_days(champion, train_days: list[str] | None) -> list[str] | None:
+    """Days on which the champion's figures are not out of sample: its training days and the
+    holdout days of the night that chose it (tag ``nightshift.holdout_days``); None if neither is known."""
+    chosen_on = (champion.tags or {}).get("nightshift.holdout_days")
+    days = set(train_days or ()) | set(d for d in (chosen_on or "").split(",") if d)
+    return sorted(days) if (train_days is not None or chosen_on) else None
+
+
 @dataclass
 class Judgement:
     """What the gate decided, before anything is written: the record (without the registered
@@ -166,13 +174,16 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
                                                          policy.confidence, policy.seed, [",".join(plan.holdout_days)])
         per_day: dict[str, Any] = {}
         champion_days = champion_train_days(settings, champion)
+        # in sample for the champion: the days it trained on, and the holdout days it was chosen on
+        # (best of the night's candidates there: its F1 on them is optimistic, the winner's curse)
+        in_sample = champion_in_sample_days(champion, champion_days)
         backtest = backtest_rows(settings, config, plan, best_name, best["model"], champion_model, policy, per_day,
-                                 champion_days)
+                                 in_sample)
         interval = holdout_interval
         if policy.bootstrap_days == "pooled":
             # pooled evidence only from days both models predict out of sample (the champion's own
             # training days would compare a challenger against the champion's fit of its training data)
-            extra = [d for d in sorted(per_day) if d not in plan.holdout_days and d not in (champion_days or ())]
+            extra = [d for d in sorted(per_day) if d not in plan.holdout_days and d not in (in_sample or ())]
             if extra:
                 interval = gate.pooled_bootstrap_f1_diff(
                     [(y, best["pred"], champion_pred), *(per_day[d] for d in extra)], policy.bootstrap_resamples,
