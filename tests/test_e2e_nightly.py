@@ -4,10 +4,11 @@ real Great Expectations and a real MLflow store, over six generated days, then a
 day 0: normal, but only one labelled day exists -> training skipped, recorded
 day 1: normal -> first champion promoted (floors pass)
 day 2: corrupted (garbage, truncated lines, a format change) -> validation fails, champion unchanged
-day 3: drift (a new software version): candidates trained on old days fail the gate -> rejected
-days 4-5: after the drift: retrained on the new version, a challenger clearly wins -> promoted
-(on day 4 the out-of-sample backtest on the drift day may still hold it back; by day 5 both
-backtest days are post-drift)
+day 3: drift (a new software version): the champion breaks (below the floors on the day's holdout);
+       a challenger trained on the old days replaces it only if it passes the floors and is
+       significantly better there, else the champion is kept
+days 4-5: after the drift: retrained on the new version (the drift day among its training days), a
+       challenger wins -> promoted
 then the rollback DAG moves the champion back to 'previous', and the promotion log shows all of it.
 """
 
@@ -146,7 +147,14 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
 
     lake = pipeline_run["lake"]
     drift = lake.read_report("hdfs", DAYS[3], "decision")
-    assert drift["decision"] == "kept" and drift["champion_after"] == drift["champion_before"], drift["reason"]
+    floors = drift["policy"]["floor_precision"], drift["policy"]["floor_recall"]
+    broken = drift["champion_metrics"]
+    assert broken["precision"] < floors[0] or broken["recall"] < floors[1], broken      # the champion broke
+    floor_check = next(c for c in drift["checks"] if c["name"] == "floors")
+    if drift["decision"] == "promoted":      # only a challenger that passes the floors may replace it
+        assert floor_check["passed"] and drift["bootstrap_holdout"]["lower"] > 0, drift["reason"]
+    else:
+        assert drift["decision"] == "kept" and drift["champion_after"] == drift["champion_before"], drift["reason"]
     later = [lake.read_report("hdfs", d, "decision") for d in DAYS[4:]]
     promoted = [r for r in later if r["decision"] == "promoted"]
     assert promoted, [r["reason"] for r in later]
@@ -160,7 +168,8 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
 
     # the log holds every alias move, in order: each promotion, then the rollback to 'previous'
     second = lake.read_report("hdfs", DAYS[1], "decision")
-    chain = [second["challenger_version"]] + [r["challenger_version"] for r in promoted]
+    moved = ([drift] if drift["decision"] == "promoted" else []) + promoted
+    chain = [second["challenger_version"]] + [r["challenger_version"] for r in moved]
     entries = promotion_log.read(lake.root, "log_anomaly_hdfs")
     expected = [("promote", None, chain[0])] + [("promote", a, b) for a, b in zip(chain, chain[1:])]
     expected.append(("rollback", chain[-1], chain[-2]))
