@@ -5,7 +5,8 @@ Moves a source's `champion` alias back in one step: to the `previous` alias, or 
 given in `to_version`. Versions that never passed the promotion gate are refused unless `force`
 is set. The move is recorded in the promotion log (`nightshift promotions --source <s>`), with the
 run that made it and the reason you give. The same is available from the command line:
-`nightshift rollback --source hdfs --reason "..."`.
+`nightshift rollback --source hdfs --reason "..."`, and from the **Nightshift** view of the Airflow
+UI (its "Roll back…" form shows the current champion, the `previous` version and its gate result).
 """
 
 from __future__ import annotations

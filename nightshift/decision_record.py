@@ -92,6 +92,7 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any], drift: d
 
 
 DRIFT_IMAGE = "template_distribution.png"
+DRIFT_TREND_IMAGE = "drift_trend.png"
 
 
 def _drift_section(drift: dict[str, Any] | None) -> list[str]:
@@ -121,8 +122,42 @@ def _drift_section(drift: dict[str, Any] | None) -> list[str]:
         out += ["", f"Flagged above JS {t['js_distance_max']}, unseen lines {t['unseen_line_share_max']:.1%}, "
                     f"volume outside {t['volume_ratio_min']}-{t['volume_ratio_max']}x (config/drift.yaml)."]
     if drift.get("references", {}).get("champion_training", {}).get("days") or drift.get("references", {}).get("recent", {}).get("days"):
-        out += ["", f"![template distribution, reference vs tonight]({DRIFT_IMAGE})"]
+        out += ["", f"![template distribution, reference vs tonight]({DRIFT_IMAGE})", "",
+                f"![drift per night: JS distance and unseen share against the recent days]({DRIFT_TREND_IMAGE})"]
     return out
+
+
+def render_drift_trend(out_dir: Path, lake, source: str, day: str, nights: int = 14) -> Path | None:
+    """The drift history up to ``day`` (the ``drift`` reports of the last ``nights`` nights): JS
+    distance and unseen-template share against the recent validated days, flagged nights marked."""
+    days = [d for d in lake.days_with("reports", source) if d <= day][-nights:]
+    rows = []
+    for d in days:
+        report = lake.read_report(source, d, "drift") or {}
+        recent = (report.get("references") or {}).get("recent") or {}
+        if recent.get("days"):
+            rows.append((d, recent["stats"]["js_distance"], recent["stats"]["unseen_line_share"], report["flagged"]))
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rows)), 3.2))
+    x = range(len(rows))
+    ax.plot(x, [r[1] for r in rows], marker="o", label="JS distance (template distribution)")
+    ax.plot(x, [r[2] for r in rows], marker="s", label="share of lines with unseen templates")
+    flagged = [i for i, r in enumerate(rows) if r[3]]
+    ax.scatter(flagged, [rows[i][1] for i in flagged], s=120, facecolors="none", edgecolors="red", label="flagged")
+    ax.set_xticks(list(x), [r[0][5:] for r in rows], rotation=45, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"input drift per night against the recent validated days, up to {day}")
+    ax.legend(fontsize=7)
+    path = out_dir / DRIFT_TREND_IMAGE
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def render_drift_image(out_dir: Path, lake, drift: dict[str, Any] | None, top: int = 20) -> Path | None:
@@ -336,6 +371,7 @@ def log_decision_record(settings, record: dict[str, Any], y, challenger_scores, 
         render_images(out_dir, y, challenger_scores, champion_scores)
     lake = Lake(settings.data_root)
     render_drift_image(out_dir, lake, lake.read_report(record["source"], record["day"], "drift"))
+    render_drift_trend(out_dir, lake, record["source"], record["day"])
     _write_html(out_dir)
     registry.call(settings, "log the decision record", registry.client(settings).log_artifacts,
                    record["best_run_id"], str(out_dir), "decision_record")

@@ -103,7 +103,8 @@ def test_prediction_drift_against_the_holdout_and_recent_nights(tmp_path):
 
 
 def test_the_decision_record_has_a_drift_and_skew_section_with_the_template_plot(tmp_path):
-    from nightshift.decision_record import DRIFT_IMAGE, render_drift_image, render_html, render_markdown
+    from nightshift.decision_record import (DRIFT_IMAGE, DRIFT_TREND_IMAGE, render_drift_image, render_drift_trend,
+                                            render_html, render_markdown)
     from tests.test_promotion import KEPT
 
     lake = Lake(tmp_path)
@@ -125,5 +126,10 @@ def test_the_decision_record_has_a_drift_and_skew_section_with_the_template_plot
     assert "champion's training days (skew) | 2026-11-01 |" in md and "70.0% (1 templates)" in md
     image = render_drift_image(tmp_path, lake, drift)
     assert image == tmp_path / DRIFT_IMAGE and image.read_bytes()[:4] == b"\x89PNG"
+    lake.write_report("hdfs", days[1], "drift", day_drift(lake, "hdfs", days[1], DriftThresholds()))
+    lake.write_report("hdfs", days[2], "drift", drift)
+    trend = render_drift_trend(tmp_path, lake, "hdfs", days[2])
+    assert trend == tmp_path / DRIFT_TREND_IMAGE and trend.read_bytes()[:4] == b"\x89PNG"
+    assert render_drift_trend(tmp_path, lake, "hdfs", days[0]) is None        # no history with a reference yet
     assert "data:image/png;base64," in render_html(md, tmp_path)          # embedded, not a literal link
     assert "No drift report for this night" in render_markdown(record, {}, None)

@@ -204,7 +204,7 @@ def test_the_drift_day_is_flagged_before_its_labels_are_used_and_normal_days_are
     # the decision record of the drift night shows it, with the template plot
     record_dir = lake.reports_dir("hdfs", DAYS[3]) / "decision_record"
     assert "**drift: flagged" in (record_dir / "decision.md").read_text()
-    assert (record_dir / "template_distribution.png").is_file()
+    assert (record_dir / "template_distribution.png").is_file() and (record_dir / "drift_trend.png").is_file()
 
 
 # ---------------------------------------------------------------- the operator's cockpit, in a browser
