@@ -97,6 +97,23 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
             "quarantined": counts.get("quarantined", 0), "reasons": reasons, "templates": templates}
 
 
+# a short-lived local JVM: the C1 compiler and the serial collector start faster (measured on a
+# 2,000-line file: 15 s -> 12 s), no web UI, and log4j at errors only (no start-up notices)
+CLI_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+def _quick_local_spark() -> None:
+    """Launch options for the command line's local Spark, unless the user set their own."""
+    import os
+
+    from nightshift.settings import PROJECT_ROOT
+
+    log4j = (PROJECT_ROOT / "nightshift" / "static" / "log4j2-cli.properties").as_uri()
+    os.environ.setdefault("PYSPARK_SUBMIT_ARGS",
+                          f"--driver-java-options '{CLI_JVM_OPTS} -Dlog4j2.configurationFile={log4j}' "
+                          "--conf spark.ui.enabled=false --master local[2] pyspark-shell")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nightshift", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from nightshift.spark import get_spark
 
     source = _load_source(args.source)
+    _quick_local_spark()
     spark = get_spark("nightshift-try-source")
     try:
         try_source(spark, source, args.log_file, args.output, args.show, day=args.day)

@@ -29,3 +29,19 @@ def test_try_source_reports_each_line_with_its_template(spark, tmp_path, hdfs_so
     assert (rows[1]["status"], rows[1]["reason"]) == ("quarantined", "format_mismatch")
     assert "3 parsed, 1 quarantined" in printed.getvalue()
     assert not any(p.name.startswith("_staging") for p in tmp_path.iterdir())   # the lake is not touched
+
+
+def test_the_command_line_starts_a_quick_quiet_local_spark_unless_told_otherwise(monkeypatch):
+    from urllib.parse import urlparse
+
+    from nightshift import cli
+
+    monkeypatch.delenv("PYSPARK_SUBMIT_ARGS", raising=False)
+    cli._quick_local_spark()
+    args = __import__("os").environ["PYSPARK_SUBMIT_ARGS"]
+    assert cli.CLI_JVM_OPTS in args and "spark.ui.enabled=false" in args and args.endswith("pyspark-shell")
+    log4j = args.split("-Dlog4j2.configurationFile=")[1].split("'")[0]
+    assert "rootLogger.level = error" in open(urlparse(log4j).path).read()
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master local[4] pyspark-shell")      # the user's own: kept
+    cli._quick_local_spark()
+    assert __import__("os").environ["PYSPARK_SUBMIT_ARGS"] == "--master local[4] pyspark-shell"
