@@ -14,11 +14,13 @@ PARSED_SCHEMA = [
 def build_expectations(bounds: dict) -> dict:
     import great_expectations.expectations as gxe
 
+    from nightshift.validation import learned_volume_expectations
+
     return {
         "lines": [
             gxe.ExpectTableColumnsToMatchSet(column_set=PARSED_SCHEMA, exact_match=True),
             gxe.ExpectTableRowCountToBeBetween(min_value=int(bounds.get("min_lines", 1))),
-            *_learned_volume(gxe, bounds),
+            *learned_volume_expectations(gxe, bounds),
             gxe.ExpectColumnValuesToNotBeNull(column="ts"),
             gxe.ExpectColumnValuesToBeNull(column="reason"),        # no quarantined line among parsed ones
             gxe.ExpectColumnValuesToNotBeNull(column="line_number"),
@@ -33,13 +35,3 @@ def build_expectations(bounds: dict) -> dict:
         ],
     }
 
-
-def _learned_volume(gxe, bounds: dict) -> list:
-    """The day's parsed lines within bounds learned from the recent validated days (median +- k MAD,
-    ``nightshift.drift.learned_volume_bounds``); nothing until there are enough such days."""
-    learned = bounds.get("learned_volume")
-    if not learned:
-        return []
-    return [gxe.ExpectTableRowCountToBeBetween(
-        min_value=int(learned["min"]), max_value=int(learned["max"]),
-        meta={"learned_from": learned["days"], "median": learned["median"], "k_mad": learned["k_mad"]})]

@@ -13,11 +13,13 @@ FEATURE_SCHEMA = [
 def build_expectations(bounds: dict) -> dict:
     import great_expectations.expectations as gxe
 
+    from nightshift.validation import learned_volume_expectations
+
     return {
         "sessions": [
             gxe.ExpectTableColumnsToMatchSet(column_set=FEATURE_SCHEMA, exact_match=True),
             gxe.ExpectTableRowCountToBeBetween(min_value=int(bounds.get("min_sessions", 1))),
-            *_learned_volume(gxe, bounds),
+            *learned_volume_expectations(gxe, bounds),
             gxe.ExpectColumnValuesToBeUnique(column="session_id"),
             gxe.ExpectColumnValuesToNotBeNull(column="session_id"),
             gxe.ExpectColumnValuesToBeBetween(column="line_count", min_value=1),
@@ -35,13 +37,3 @@ def build_expectations(bounds: dict) -> dict:
         ],
     }
 
-
-def _learned_volume(gxe, bounds: dict) -> list:
-    """The day's sessions within bounds learned from the recent validated days (median +- k MAD,
-    ``nightshift.drift.learned_volume_bounds``); nothing until there are enough such days."""
-    learned = bounds.get("learned_volume")
-    if not learned:
-        return []
-    return [gxe.ExpectTableRowCountToBeBetween(
-        min_value=int(learned["min"]), max_value=int(learned["max"]),
-        meta={"learned_from": learned["days"], "median": learned["median"], "k_mad": learned["k_mad"]})]

@@ -81,6 +81,18 @@ def suite_batches(spark: "SparkSession", lake, source_name: str, day: str, suite
     raise ValueError(f"unknown suite {suite!r}")
 
 
+def learned_volume_expectations(gxe, bounds: dict) -> list:
+    """The batch's row count within the bounds learned from the recent validated days (median +- k
+    MAD, ``nightshift.drift.learned_volume_bounds``, passed in ``bounds["learned_volume"]``), with
+    that history in ``meta`` (shown by the Data Docs); nothing until there are enough such days."""
+    learned = bounds.get("learned_volume")
+    if not learned:
+        return []
+    return [gxe.ExpectTableRowCountToBeBetween(
+        min_value=int(learned["min"]), max_value=int(learned["max"]),
+        meta={"learned_from": learned["days"], "median": learned["median"], "k_mad": learned["k_mad"]})]
+
+
 def describe_failure(result: Any) -> str:
     """One readable line for a failed expectation result."""
     cfg = result.expectation_config
