@@ -136,6 +136,8 @@ def champion_header(settings, model_name: str) -> dict[str, Any]:
 def champion_below_floors(lake: Lake, source: str, version: str | None) -> str | None:
     """When the champion's latest evaluated night found it below the promotion floors, say so
     (a champion that is merely "kept" must not read as healthy)."""
+    from nightshift.gate import floors_failed
+
     if version is None:
         return None
     for day in reversed(lake.days_with("reports", source)):
@@ -143,9 +145,7 @@ def champion_below_floors(lake: Lake, source: str, version: str | None) -> str |
         m, policy = decision.get("champion_metrics"), decision.get("policy") or {}
         if str(decision.get("champion_before")) != str(version) or not m or m.get("f1") is None:
             continue
-        if "floor_precision" not in policy:
-            return None
-        if m["precision"] >= policy["floor_precision"] and m["recall"] >= policy["floor_recall"]:
+        if "floor_precision" not in policy or not floors_failed(m, policy["floor_precision"], policy["floor_recall"]):
             return None
         flagged = f", flagging {m['flagged']:,} of {m['sessions']:,} sessions" if "flagged" in m else ""
         return (f"On the night of {day} the champion v{version} was below the floors: precision "

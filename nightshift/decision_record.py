@@ -206,10 +206,12 @@ def render_drift_image(out_dir: Path, lake, drift: dict[str, Any] | None, top: i
 def _champion_warning(record: dict[str, Any]) -> list[str]:
     """A warning when the champion that stays in production is itself below the floors tonight
     (a "kept" must not read as "all is well")."""
+    from nightshift.gate import floors_failed
+
     m, policy = record.get("champion_metrics"), record.get("policy") or {}
-    if not m or record["decision"] == "promoted" or m.get("f1") is None or "floor_precision" not in policy:
+    if not m or m.get("f1") is None or record["decision"] == "promoted" or "floor_precision" not in policy:
         return []
-    if m["precision"] >= policy["floor_precision"] and m["recall"] >= policy["floor_recall"]:
+    if not floors_failed(m, policy["floor_precision"], policy["floor_recall"]):
         return []
     flagged = f"; it flagged {m['flagged']:,} of {m['sessions']:,} sessions" if "flagged" in m else ""
     return [f"> **Warning: the champion v{record.get('champion_before')} that stays in production is below the "

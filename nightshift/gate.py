@@ -285,8 +285,13 @@ def check_backtest(rows: list[dict[str, Any]], policy: GatePolicy) -> dict[str, 
                        if losses else "") + detail}
 
 
+def floors_failed(m: dict[str, Any] | None, floor_precision: float, floor_recall: float) -> bool:
+    """Whether metrics with precision and recall fall below the floors (False without metrics)."""
+    return bool(m) and (m["precision"] < floor_precision or m["recall"] < floor_recall)
+
+
 def below_floors(m: dict[str, Any] | None, policy: GatePolicy) -> bool:
-    return bool(m) and (m["precision"] < policy.floor_precision or m["recall"] < policy.floor_recall)
+    return floors_failed(m, policy.floor_precision, policy.floor_recall)
 
 
 def waive_backtest_for_broken_champion(backtest: dict[str, Any], floors: dict[str, Any], champion_metrics: dict | None,
