@@ -72,12 +72,11 @@ def send_alert(kind: str, source: str, day: str, message: str, details: dict[str
 
 
 def _append(data_root: Path | None, alert: dict[str, Any]) -> None:
+    """One line per alert, as the promotion log appends (locked, torn lines never glued onto)."""
+    from nightshift.promotion_log import append_json_line
     from nightshift.settings import load_settings
 
-    folder = Path(data_root or load_settings().data_root) / "alerts"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "alerts.jsonl", "a", encoding="utf-8") as f:     # one line per alert, appended whole
-        f.write(json.dumps(alert, sort_keys=True) + "\n")
+    append_json_line(Path(data_root or load_settings().data_root) / "alerts" / "alerts.jsonl", alert)
 
 
 def read_alerts(data_root: Path) -> list[dict[str, Any]]:

@@ -67,7 +67,13 @@ def append(data_root: Path, entry: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"promotion log entry lacks {sorted(missing)}")
     record = {**entry, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    path = log_path(data_root, entry["model_name"])
+    append_json_line(log_path(data_root, entry["model_name"]), record)
+    return record
+
+
+def append_json_line(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line to ``path``: under an exclusive lock (concurrent writers
+    never interleave), after a newline if the last line is torn, flushed and fsynced."""
     _ensure_dir(path.parent)
     created = not path.exists()
     with open(path, "ab") as fh:
@@ -78,13 +84,12 @@ def append(data_root: Path, entry: dict[str, Any]) -> dict[str, Any]:
                 rd.seek(-1, os.SEEK_END)
                 if rd.read(1) != b"\n":
                     prefix = b"\n"          # the last line is torn: never glue this entry onto it
-                    log.warning("promotion log %s does not end with a newline (torn write?); starting a new line", path)
+                    log.warning("%s does not end with a newline (torn write?); starting a new line", path)
         fh.write(prefix + (json.dumps(record, sort_keys=True, default=str) + "\n").encode())
         fh.flush()
         os.fsync(fh.fileno())
     if created:
         _fsync_dir(path.parent)
-    return record
 
 
 def read_lines(data_root: Path, model_name: str) -> tuple[list[dict[str, Any]], list[str]]:

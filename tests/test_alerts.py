@@ -69,3 +69,27 @@ def test_the_nightly_dag_has_a_deadline_whose_callback_alerts(tmp_path, monkeypa
     asyncio.run(alerts.night_deadline_missed(context=context))
     assert [(a["kind"], a["day"]) for a in received] == [("night_deadline", "2026-11-04")]
     assert "not done by its deadline 2026-11-05T06:00:00Z" in received[0]["message"]
+
+
+def _raise_many(data_root: str, worker: int) -> None:
+    for i in range(50):
+        send_alert("input_drift", "hdfs", "2026-11-04", f"worker {worker} alert {i} " + "x" * 3000,
+                   url="http://127.0.0.1:9/unused", data_root=__import__("pathlib").Path(data_root))
+
+
+def test_alerts_raised_at_once_by_several_processes_are_all_kept_whole(tmp_path):
+    """Four processes append 50 alerts each (lines of ~3 kB) at the same moment, after a writer was
+    killed mid-line: every alert is read back, none glued to another or to the torn line."""
+    import multiprocessing
+
+    (tmp_path / "alerts").mkdir()
+    (tmp_path / "alerts" / "alerts.jsonl").write_text('{"kind": "input_drift", "torn')
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_raise_many, args=(str(tmp_path), w)) for w in range(4)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(120)
+        assert p.exitcode == 0
+    messages = sorted(a["message"].split(" x")[0] for a in read_alerts(tmp_path))
+    assert messages == sorted(f"worker {w} alert {i}" for w in range(4) for i in range(50))
