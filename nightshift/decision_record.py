@@ -91,6 +91,16 @@ def render_markdown(record: dict[str, Any], validation: dict[str, Any], drift: d
     return "\n".join(out)
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (no display on the workers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 DRIFT_IMAGE = "template_distribution.png"
 DRIFT_TREND_IMAGE = "drift_trend.png"
 
@@ -139,10 +149,7 @@ def render_drift_trend(out_dir: Path, lake, source: str, day: str, nights: int =
             rows.append((d, recent["stats"]["js_distance"], recent["stats"]["unseen_line_share"], report["flagged"]))
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rows)), 3.2))
     x = range(len(rows))
@@ -171,10 +178,7 @@ def render_drift_image(out_dir: Path, lake, drift: dict[str, Any] | None, top: i
     refs = {name: ref["days"] for name, ref in (drift.get("references") or {}).items() if ref.get("days")}
     if tonight is None or not refs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     def shares(profiles: list[dict]) -> dict[str, float]:
         counts: dict[str, float] = {}
@@ -273,10 +277,7 @@ def render_images(out_dir: Path, y, challenger_scores, champion_scores=None) -> 
     """Confusion matrices (challenger and, when there is one, champion; both at their operating
     point: probability 0.5, where each model's own threshold lies) and precision-recall curves
     with each operating point marked, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, precision_score, recall_score
 
     y = np.asarray(y)
