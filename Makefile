@@ -46,7 +46,7 @@ test-stack: venv
 	NIGHTSHIFT_STACK_TESTS=1 $(BIN)/python -m pytest -p no:cacheprovider -m stack -x
 
 ui: venv
-	@$(LOCALENV) && $(BIN)/python -m nightshift.ui
+	@$(LOCALENV) && $(BIN)/python -m nightshift_stack.ui
 
 bench: venv
 	$(BIN)/python bench/ingest_bench.py --sizes 1000000,4000000 --out bench/out --driver-memory 1g

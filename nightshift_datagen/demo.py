@@ -1,5 +1,9 @@
 """``make demo``: generate a realistic multi-day HDFS log set and run the nightly DAG on each day.
 
+Each day is a real DAG run (``nightly__<day>``, logical date = the day) created through Airflow's
+REST API and executed by the scheduler (LocalExecutor, SQLite), which also starts the scoring DAG
+from the day's Asset event: :class:`nightshift_stack.local.LocalAirflow`.
+
 The scenario shows the whole product loop: a first day with too little labelled history, a first
 champion, a kept champion, a drift day (a new software version) after which a retrained model wins,
 and a corrupted day that fails validation without touching the champion.
@@ -7,17 +11,19 @@ and a corrupted day that fails validation without touching the champion.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from nightshift_datagen.hdfs import Scenario, generate
+from nightshift_datagen.hdfs import DaySummary, Scenario, generate
 from nightshift.lake import Lake
-from nightshift.localenv import local_environment, migrate_airflow_db, run_dag, run_nightly_dag
+from nightshift.localenv import NIGHTLY_DAG_ID, local_environment, migrate_airflow_db
 from nightshift.settings import load_settings
 from nightshift.summary import summarize
+from nightshift_stack.local import EmbeddedAirflowLock, LocalAirflow, LocalAirflowError
+
+SCORING_DAG_ID = "nightshift_scoring"
 
 DEMO_SCENARIO = Scenario(
     start_day="2026-11-01", days=6, seed=7, blocks_per_day=3000, anomaly_rate=0.03, drift_day=3, corrupt_day=5
@@ -36,10 +42,50 @@ def _reset(data_root: Path, airflow_home: Path) -> None:
     data_root.mkdir(parents=True)
     (data_root / MARKER).write_text("created by `make demo`; `make demo` wipes this directory\n")
     (airflow_home / "airflow.db").unlink(missing_ok=True)
+    shutil.rmtree(airflow_home / "logs", ignore_errors=True)  # task logs of the previous demo's runs
 
 
-def _next_day(day: str) -> str:
-    return (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+NIGHTLY_TIMEOUT_S = 20 * 60   # guards against a hung run, not the expected time (about a minute)
+SCORING_TIMEOUT_S = 10 * 60
+
+
+def _print_task(task: str, state: str) -> None:
+    """Progress: each task of the night on the day's line as it finishes."""
+    print(task if state == "success" else f"{task}({state})", end=" ", flush=True)
+
+
+def _run_day(airflow: LocalAirflow, generated: DaySummary, scored_before: int) -> tuple[dict, int]:
+    """Trigger the nightly run of ``day`` and wait for it and for the scoring run its Asset event
+    starts; returns (the nightly run, the number of scoring runs expected so far)."""
+    day = generated.day
+    run_id = f"nightly__{day}"
+    t0 = time.monotonic()
+    airflow.trigger(NIGHTLY_DAG_ID, run_id, day, {"source": "hdfs"},
+                    note=f"make demo: the generated HDFS day {day} ({generated.describe()})")
+    print(f"[demo] {run_id}: ", end="", flush=True)
+    run = airflow.wait_run(NIGHTLY_DAG_ID, run_id, NIGHTLY_TIMEOUT_S, on_task_done=_print_task)
+    expected = scored_before
+    if airflow.task_states(NIGHTLY_DAG_ID, run_id).get("publish_features") == "success":
+        expected += 1
+    state = run["state"] if run["state"] == "success" else "FAILED"
+    if run["state"] != "success" and generated.corrupted_lines:
+        state += " (expected: the corrupted day fails validation)"
+    print(f"-> {state} in {time.monotonic() - t0:.0f}s", flush=True)
+    if expected > scored_before:
+        # the scheduler started nightshift_scoring from the day's validated-features Asset event
+        deadline = time.monotonic() + SCORING_TIMEOUT_S
+        while True:
+            runs = airflow.runs(SCORING_DAG_ID)
+            if len(runs) >= expected and all(r["state"] in ("success", "failed") for r in runs):
+                break
+            if time.monotonic() > deadline:
+                raise LocalAirflowError(f"no finished scoring run for {day} after {SCORING_TIMEOUT_S}s: "
+                                        f"{[(r['dag_run_id'], r['state']) for r in runs]}")
+            time.sleep(1)
+        last = runs[-1]
+        print(f"[demo]   scoring (started by the scheduler from the Asset event, run {last['dag_run_id']}): "
+              f"{last['state']}", flush=True)
+    return run, expected
 
 
 def main() -> int:
@@ -47,35 +93,38 @@ def main() -> int:
     settings = load_settings()
     env = local_environment()
     data_root, airflow_home = settings.data_root, Path(env["AIRFLOW_HOME"])
-    _reset(data_root, airflow_home)
-    logs = data_root / "demo-logs"
-
-    print(f"[demo] generating {DEMO_SCENARIO.days} days of HDFS logs into {data_root}/raw ...", flush=True)
-    for day in generate(data_root, DEMO_SCENARIO):
-        print(f"[demo]   {day.describe()}", flush=True)
-    print("[demo] preparing the Airflow metadata database (SQLite) ...", flush=True)
-    migrate_airflow_db(env, logs / "airflow-db-migrate.log")
-
-    start = dt.date.fromisoformat(DEMO_SCENARIO.start_day)
-    days = [(start + dt.timedelta(days=i)).isoformat() for i in range(DEMO_SCENARIO.days)]
-    for day in days:
-        t0 = time.monotonic()
-        print(f"[demo] running the nightly DAG for {day} through Airflow ...", end=" ", flush=True)
-        code = run_nightly_dag(day, env, logs / f"nightly-{day}.log")
-        state = "succeeded" if code == 0 else "FAILED (see the log; expected for the corrupted day)"
-        print(f"{state} in {time.monotonic() - t0:.0f}s  [log: {logs / f'nightly-{day}.log'}]", flush=True)
-        if code == 0:
-            # in production the scheduler starts it from the validated-features Asset event
+    try:
+        with EmbeddedAirflowLock(airflow_home, "make demo"):
+            _reset(data_root, airflow_home)
+            logs = data_root / "demo-logs"
+            print(f"[demo] generating {DEMO_SCENARIO.days} days of HDFS logs into {data_root}/raw ...", flush=True)
+            described = {}
+            for day in generate(data_root, DEMO_SCENARIO):
+                described[day.day] = day
+                print(f"[demo]   {day.describe()}", flush=True)
+            print("[demo] preparing the Airflow metadata database (SQLite) ...", flush=True)
+            migrate_airflow_db(env, logs / "airflow-db-migrate.log")
             t0 = time.monotonic()
-            print(f"[demo] scoring {day} with the champion (nightshift_scoring) ...", end=" ", flush=True)
-            code = run_dag("nightshift_scoring", _next_day(day), {"source": "hdfs", "day": day}, env,
-                           logs / f"scoring-{day}.log")
-            print(f"{'succeeded' if code == 0 else 'FAILED (see the log)'} in {time.monotonic() - t0:.0f}s", flush=True)
+            with LocalAirflow(env, logs) as airflow:
+                airflow.wait_for_dags([NIGHTLY_DAG_ID, SCORING_DAG_ID])
+                print(f"[demo] Airflow is up in {time.monotonic() - t0:.0f}s: scheduler, dag-processor and api-server "
+                      f"(LocalExecutor, SQLite), logs in {logs}; each day is a run the scheduler executes",
+                      flush=True)
+                scored = 0
+                for day in sorted(described):
+                    _, scored = _run_day(airflow, described[day], scored)
+    except LocalAirflowError as exc:
+        print(f"\n[demo] ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\n[demo] interrupted: Airflow stopped", file=sys.stderr)
+        return 130
 
+    days = sorted(described)
     lake = Lake(data_root)
     print("\n" + summarize(lake, "hdfs", days) + "\n")
     print(f"Demo finished in {time.monotonic() - started:.0f}s.")
-    print("Browse the runs:   make ui   (Airflow http://localhost:8080, MLflow http://localhost:5000)")
+    print("Browse the runs:   make ui   (Airflow http://127.0.0.1:8080, MLflow http://127.0.0.1:5000)")
     print("Promotion log:     .venv/bin/nightshift promotions --source hdfs")
     print('Roll back:         .venv/bin/nightshift rollback --source hdfs --reason "..."')
     print(f"Data Docs:         {lake.gx_dir / 'uncommitted' / 'data_docs' / 'local_site' / 'index.html'}")

@@ -47,7 +47,7 @@ def env_file() -> Path:
     return Path(os.environ.get("NIGHTSHIFT_STACK_ENV_FILE") or REPO / ".env").resolve()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -94,7 +94,7 @@ def _config(base: Path) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     auto = os.environ.get("NIGHTSHIFT_STACK_PORTS") == "auto"
-    ports = {k: (_free_port() if auto else v) for k, v in DEFAULT_PORTS.items()}
+    ports = {k: (free_port() if auto else v) for k, v in DEFAULT_PORTS.items()}
     prefix = os.environ.get("NIGHTSHIFT_STACK_DB_PREFIX", "nightshift_")
     cfg = {"ports": ports, "db": {n: prefix + n for n in ("airflow", "mlflow", "mlflow_auth")}, "pids": {}}
     base.mkdir(parents=True, exist_ok=True)
@@ -354,10 +354,10 @@ def stop_service(name: str, base: Path | None = None, timeout_s: float = 30) -> 
     pid = cfg["pids"].pop(name, None)
     _save(base, cfg)
     if pid:
-        _stop_group(pid, timeout_s)
+        stop_process_group(pid, timeout_s)
 
 
-def _stop_group(pid: int, timeout_s: float = 30) -> None:
+def stop_process_group(pid: int, timeout_s: float = 30) -> None:
     """SIGTERM the process group, SIGKILL what is left after ``timeout_s``."""
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -461,7 +461,7 @@ def down(base: Path | None = None) -> None:
     cfg = _config(base)
     pids = {n: pid for n, pid in cfg["pids"].items() if pid}
     with ThreadPoolExecutor(max_workers=max(1, len(pids))) as pool:  # in parallel: each may take seconds
-        list(pool.map(lambda pid: _stop_group(pid), pids.values()))
+        list(pool.map(lambda pid: stop_process_group(pid), pids.values()))
     cfg["pids"] = {}
     _save(base, cfg)
 

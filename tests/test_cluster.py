@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ import pytest
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import run_nightly_dag
+from nightshift_stack.stack import free_port
 from tests.conftest import FAST_JVM_OPTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -71,12 +71,6 @@ EXTRA_RAW = b"\n".join(
 # --------------------------------------------------------------------------------------------------
 # The cluster
 # --------------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -135,7 +129,7 @@ def spark_cluster(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("spark_cluster")
     cluster = SparkCluster(
-        port=_free_port(), webui_port=_free_port(), master_log=base / "master.log",
+        port=free_port(), webui_port=free_port(), master_log=base / "master.log",
         worker_log=base / "worker.log", work_dir=base / "work",
     )
     venv_bin = str(Path(sys.executable).parent)
@@ -156,7 +150,7 @@ def spark_cluster(tmp_path_factory):
         "master": [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                    "--port", str(cluster.port), "--webui-port", str(cluster.webui_port)],
         "worker": [spark_class, "org.apache.spark.deploy.worker.Worker", cluster.url, "--host", "127.0.0.1",
-                   "--cores", "1", "--memory", "1g", "--webui-port", str(_free_port()),
+                   "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()),
                    "--work-dir", str(cluster.work_dir)],
     }
     procs: dict[str, subprocess.Popen] = {}

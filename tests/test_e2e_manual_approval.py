@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -18,18 +17,13 @@ from nightshift import promotion_log
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import NIGHTLY_DAG_ID
+from nightshift_stack.stack import free_port
 from tests.conftest import prepare_validated_day
 
 pytestmark = pytest.mark.e2e
 
 SCENARIO = Scenario(start_day="2026-04-01", days=2, seed=3, blocks_per_day=300, anomaly_rate=0.06)
 DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(predicate, seconds: float, what: str):
@@ -50,7 +44,7 @@ def test_manual_mode_waits_for_approval_then_promotes(tmp_path, airflow_env, spa
     env = airflow_env(airflow_home, data_root)
     prepare_validated_day(spark, data_root, "hdfs", DAYS[0])    # the first night's data, in-process
 
-    port = _free_port()
+    port = free_port()
     api_env = {**env, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": f"http://localhost:{port}"}
     api = subprocess.Popen(["airflow", "api-server", "--port", str(port)], env=api_env, start_new_session=True,
                            stdout=open(tmp_path / "api.log", "w"), stderr=subprocess.STDOUT)

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from nightshift import promotion_log
 from nightshift.settings import PROJECT_ROOT, load_settings
+from nightshift_stack.stack import free_port
 from tests.test_promotion import DAYS, _sessions, _write_day, env  # noqa: F401  (fixture)
 
 MODEL = "log_anomaly_test"
@@ -130,12 +130,6 @@ def test_concurrent_moves_are_serialised_by_the_lock(settings):
 
 # ---------------------------------------------------------------- registry unavailable
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_champion_lookup_tells_no_alias_from_registry_down(settings):
     from mlflow import MlflowClient
 
@@ -147,7 +141,7 @@ def test_champion_lookup_tells_no_alias_from_registry_down(settings):
     assert registry.champion(settings, MODEL) is None                          # model, no alias yet
     assert registry.alias(registry.client(settings), MODEL, "challenger") is None
 
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(registry.RegistryUnavailable, match=f"MLflow registry at {dead} unavailable"):
         registry.champion(dataclasses.replace(settings, mlflow_tracking_uri=dead), MODEL)
     # the old entry point too: a connection error is not "no champion"
@@ -186,7 +180,7 @@ def test_registry_unreachable_during_promotion_then_the_retry_succeeds(settings,
     _move(settings, "1", None)
     log_before = promotion_log.log_path(settings.data_root, MODEL).read_bytes()
 
-    port = _free_port()
+    port = free_port()
     http = dataclasses.replace(settings, mlflow_tracking_uri=f"http://127.0.0.1:{port}")
     server = _start_server(backend, port, tmp_path)
     try:

@@ -8,7 +8,8 @@ import pytest
 
 from nightshift import promotion_log, registry
 from nightshift.settings import load_settings
-from tests.test_promotion_faults import MODEL, _aliases, _free_port, _make_versions, _move, _moves
+from nightshift_stack.stack import free_port
+from tests.test_promotion_faults import MODEL, _aliases, _make_versions, _move, _moves
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_history_reports_a_pending_move_it_cannot_reconcile(settings):
     _make_versions(settings, 2)
     _move(settings, "1", None)
     _pending(settings, "1", "2")
-    down = dataclasses.replace(settings, mlflow_tracking_uri=f"http://127.0.0.1:{_free_port()}")
+    down = dataclasses.replace(settings, mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
     view = registry.history(down, MODEL)
     assert view.pending and "not reconciled" in view.problems[-1] and "unavailable" in view.problems[-1]
     assert [e["to_version"] for e in view.entries] == ["1"]

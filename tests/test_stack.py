@@ -56,7 +56,9 @@ TRAINING = {"tuning": {"budget_s": 0, "max_configs": 1},
 #   master and worker still start and must be healthy (test_spark_cluster_is_up);
 # - the test Spark JVM settings (tests/conftest.py FAST_JVM_OPTS) for the drivers and the daemons;
 # - the dag-processor re-parses files every 10 minutes instead of 30 s (the DAGs do not change);
-# - a cluster policy shortens promote_champion's retry delay (1 min, exponential: 1-2 min) to 15 s.
+# - a cluster policy shortens promote_champion's retry delay (1 min, exponential: 1-2 min) to 15 s;
+# - MLflow's client retries a refused connection twice instead of 7 times (backoff 2 s doubling to
+#   2 min: about 4 min before a task with the server down fails and Airflow's own retry takes over).
 # The waits' timeouts are guards against a hung run, sized for a 2-core machine that other work
 # shares (a night took 4-6 min at load 14), not the expected times.
 TEST_POLICY = """from datetime import timedelta
@@ -198,7 +200,8 @@ def stack(tmp_path_factory, spark_conf_dir):
                NIGHTSHIFT_CONFIG_DIR=str(config), NIGHTSHIFT_START_DATE=DAYS[0], NIGHTSHIFT_CATCHUP="true",
                NIGHTSHIFT_SERVE_POLL_S="2", NIGHTSHIFT_STACK_SPARK_MASTER="local[2]",
                NIGHTSHIFT_STACK_SPARK_DEFAULTS=str(spark_conf_dir / "spark-defaults.conf"),
-               SPARK_DAEMON_JAVA_OPTS=FAST_JVM_OPTS, AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="600")
+               SPARK_DAEMON_JAVA_OPTS=FAST_JVM_OPTS, AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="600",
+               MLFLOW_HTTP_REQUEST_MAX_RETRIES="2")
     s = Stack(base, env)
     # roles of their own too, so that a test never changes the passwords of a developer's stack
     from nightshift_stack.stack import write_secrets

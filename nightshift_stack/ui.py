@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nightshift.localenv import local_environment
 from nightshift.settings import load_settings
+from nightshift_stack.local import EmbeddedAirflowLock, LocalAirflowError
 
 AIRFLOW_PORT = 8080
 MLFLOW_PORT = 5000
@@ -40,7 +41,11 @@ def main() -> int:
     print(f"Airflow UI: http://127.0.0.1:{AIRFLOW_PORT}  (user admin; password in {passwords}, "
           "created and printed by Airflow on its first start)")
     try:
-        return subprocess.call(["airflow", "standalone"], env=env)
+        with EmbeddedAirflowLock(Path(env["AIRFLOW_HOME"]), "make ui (airflow standalone)"):
+            return subprocess.call(["airflow", "standalone"], env=env)
+    except LocalAirflowError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:
