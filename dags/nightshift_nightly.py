@@ -82,6 +82,9 @@ def _night_deadline():
     # have the scheduler create the runs of past days)
     start_date=pendulum.parse(os.environ.get("NIGHTSHIFT_START_DATE") or "2000-01-01", tz="UTC"),
     catchup=os.environ.get("NIGHTSHIFT_CATCHUP", "false").lower() in ("1", "true", "yes"),
+    # NIGHTSHIFT_END_DATE (read at parse time): no scheduled run after it (make demo: its
+    # generated days are in the past, the scheduler must not add a run for yesterday)
+    end_date=pendulum.parse(os.environ["NIGHTSHIFT_END_DATE"], tz="UTC") if os.environ.get("NIGHTSHIFT_END_DATE") else None,
     max_active_runs=1,
     # a night not done this long after it was queued raises a `night_deadline` alert (the triggerer
     # runs the callback). A deployment setting, NIGHTSHIFT_NIGHT_DEADLINE_HOURS, read at parse time
@@ -103,6 +106,10 @@ def _night_deadline():
         "mode": Param("config", type="string", enum=list(PROMOTION_MODES), title="Promotion mode",
                       values_display=PROMOTION_MODES,
                       description="How tonight's decision is applied; dry run decides and records but moves no alias"),
+        # set by the scoring DAG's champion watch when it asks for retraining
+        "retrain_for_version": Param(None, type=["null", "string"], title="Retrain only while this version is champion",
+                                     description="Empty for a normal night. The champion watch sets the failing "
+                                                 "version; the run does nothing if another version is champion by then"),
     },
 )
 def nightshift_nightly():
@@ -116,6 +123,16 @@ def nightshift_nightly():
         # the night report's clock (report_night): when this first task started
         ti.xcom_push(key="started_at", value=ti.start_date.timestamp() if ti.start_date else time.time())
 
+        if params.get("retrain_for_version"):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from nightshift.context import TaskContext
+            from nightshift.monitoring import stale_retraining_request
+
+            ctx = TaskContext.load()
+            stale = stale_retraining_request(ctx.settings, ctx.model_name(params["source"]), params["retrain_for_version"])
+            if stale:
+                raise AirflowSkipException(stale)
         if params.get("day"):
             return check_day(params["day"])
         if data_interval_start is None:
@@ -243,7 +260,7 @@ def nightshift_nightly():
             raise AirflowFailException(str(exc)) from exc
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def report_night(day: str, params=None, dag_run=None, ti=None) -> dict:
+    def report_night(params=None, dag_run=None, ti=None) -> dict:
         """Write the night report: the run's wall time so far, split into Airflow, Spark start-up,
         Spark work and training (runs whatever happened before it); a night that ended without a
         decision gets a ``failed`` decision report with the reason."""
@@ -252,6 +269,10 @@ def nightshift_nightly():
         from nightshift.context import TaskContext
         from nightshift.night import describe, night_report, record_failed_night, run_start
 
+        day = ti.xcom_pull(task_ids="resolve_day")
+        if not day:  # resolve_day failed or had nothing to do (its log says why): no night to report
+            print("no day resolved: nothing to report")
+            return {}
         ctx = TaskContext.load()
         trained = ti.xcom_pull(task_ids="train_candidate", default=None) or []   # none when training skipped
         trained = [trained] if isinstance(trained, dict) else [r for r in trained if isinstance(r, dict)]
@@ -286,7 +307,7 @@ def nightshift_nightly():
     promoted = promote_champion(record)
     route_decision(record) >> [await_approval, promoted]
     await_approval >> promoted
-    promoted >> report_night(day)
+    promoted >> report_night()
 
 
 def _require_passed(source: str, day: str, suite: str) -> dict:

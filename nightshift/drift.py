@@ -229,8 +229,68 @@ def record_day_drift(settings, lake, source: str, day: str, model_name: str) -> 
     if note:
         report["note"] = note
     lake.write_report(source, day, "drift", report)
+    write_drift_table(settings, lake, source)
     (log.warning if report["flagged"] else log.info)("input drift %s %s: %s", source, day, report["summary"])
     return report
+
+
+_REFERENCES = ("recent", "champion_training")
+_REFERENCE_STATS = ("js_distance", "psi", "unseen_line_share", "volume_ratio_lines", "volume_ratio_sessions",
+                    "reference_mean_session_length")
+_TONIGHT_STATS = ("mean_session_length", "warn_share", "error_share")
+DRIFT_TABLE_COLUMNS = ("day", "flagged", "summary", "champion_version", *_TONIGHT_STATS,
+                       *(f"{ref}_{k}" for ref in _REFERENCES for k in ("days", *_REFERENCE_STATS, "unseen_templates")),
+                       "exceeded")
+
+
+def drift_table_rows(lake, source: str) -> list[dict[str, Any]]:
+    """One row per day with a ``drift`` report, oldest first: tonight's statistics against each
+    reference (``recent_*``: the recent validated days, ``champion_training_*``: the champion's
+    training days; empty when that reference had no days)."""
+    rows = []
+    for day in lake.days_with("reports", source):
+        report = lake.read_report(source, day, "drift")
+        if not report:
+            continue
+        references = report.get("references") or {}
+        row: dict[str, Any] = {"day": day, "flagged": bool(report.get("flagged")), "summary": report.get("summary"),
+                               "champion_version": report.get("champion_version"),
+                               "exceeded": "; ".join(report.get("exceeded") or [])}
+        judged = [r.get("stats") for r in references.values() if r.get("stats")]
+        row.update({k: judged[0].get(k) if judged else None for k in _TONIGHT_STATS})
+        for ref in _REFERENCES:
+            stats = (references.get(ref) or {}).get("stats") or {}
+            row[f"{ref}_days"] = ",".join((references.get(ref) or {}).get("days") or [])
+            row.update({f"{ref}_{k}": stats.get(k) for k in _REFERENCE_STATS})
+            row[f"{ref}_unseen_templates"] = len(stats["unseen_templates"]) if "unseen_templates" in stats else None
+        rows.append(row)
+    return rows
+
+
+def write_drift_table(settings, lake, source: str) -> Path:
+    """``drift/source=<s>/drift.parquet``: the source's drift history, one row per day,
+    rebuilt from the day reports (the source of truth) under the source's lock and swapped in by
+    rename, so that two nights writing at once leave a table with both rows."""
+    import os
+    import tempfile
+
+    import pandas as pd
+
+    from nightshift import locks
+
+    path = lake.root / "drift" / f"source={source}" / "drift.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locks.exclusive(settings, f"drift-table:{source}", timeout_s=120):
+        frame = pd.DataFrame(drift_table_rows(lake, source), columns=list(DRIFT_TABLE_COLUMNS))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".drift.", suffix=".parquet.tmp")
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path
 
 
 def champion_holdout_flag_rate(lake, source: str, champion_version) -> dict[str, Any] | None:

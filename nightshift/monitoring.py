@@ -73,7 +73,8 @@ def watch_champion(settings, model_name: str, source: str, day: str, policy: gat
     alert = breach(rows, policy)
     report = {"source": source, "day": day, "model_name": model_name, "realized": rows, "alert": alert,
               "floors": {"precision": policy.floor_precision, "recall": policy.floor_recall},
-              "watch_days": policy.watch_days, "rolled_back": None, "retrain": alert}
+              "watch_days": policy.watch_days, "rolled_back": None, "retrain": alert,
+              "failing_version": str(rows[-1]["model_version"]) if alert else None}
     if alert:
         last = rows[-policy.watch_days:]
         reason = (f"champion v{last[-1]['model_version']} below the floors on {len(last)} consecutive days: "
@@ -99,3 +100,24 @@ def watch_champion(settings, model_name: str, source: str, day: str, policy: gat
         send_alert("champion_watch", source, day, report["reason"],
                    {"rolled_back": report["rolled_back"], "model_name": model_name}, data_root=settings.data_root)
     return report
+
+
+def stale_retraining_request(settings, model_name: str, failing_version: str | None) -> str | None:
+    """Why a retraining run that the champion watch requested because ``failing_version`` failed
+    has nothing to do: another version is the champion by the time it runs (the night that scored
+    with the failing champion may have promoted a better one meanwhile), or None when it must run.
+    The registry unreachable: None (retraining is the safe side)."""
+    if not failing_version:
+        return None
+    from nightshift import registry
+
+    try:
+        champion = registry.champion(settings, model_name)
+    except registry.RegistryUnavailable as exc:
+        log.warning("champion not read (%s): retraining as requested", exc)
+        return None
+    current = str(champion.version) if champion is not None else None
+    if current == str(failing_version):
+        return None
+    return (f"the champion watch asked for retraining because v{failing_version} was below the floors, "
+            f"but the champion is {'v' + current if current else 'gone'} now: nothing to retrain")

@@ -105,14 +105,27 @@ def main() -> int:
             print("[demo] preparing the Airflow metadata database (SQLite) ...", flush=True)
             migrate_airflow_db(env, logs / "airflow-db-migrate.log")
             t0 = time.monotonic()
+            # the generated days are in the past: no scheduled run after the last one (the DAG
+            # is unpaused for the demo's runs; catchup is off, but the scheduler would still add
+            # the latest interval, yesterday, which has no data)
+            env["NIGHTSHIFT_END_DATE"] = max(described)
             with LocalAirflow(env, logs) as airflow:
-                airflow.wait_for_dags([NIGHTLY_DAG_ID, SCORING_DAG_ID])
+                dags = [NIGHTLY_DAG_ID, SCORING_DAG_ID]
+                airflow.wait_for_dags(dags)
                 print(f"[demo] Airflow is up in {time.monotonic() - t0:.0f}s: scheduler, dag-processor and api-server "
                       f"(LocalExecutor, SQLite), logs in {logs}; each day is a run the scheduler executes",
                       flush=True)
-                scored = 0
-                for day in sorted(described):
-                    _, scored = _run_day(airflow, described[day], scored)
+                try:
+                    scored = 0
+                    for day in sorted(described):
+                        _, scored = _run_day(airflow, described[day], scored)
+                finally:
+                    # paused again, as a fresh install has them: `make ui` then shows the runs
+                    # without its scheduler starting new ones
+                    try:
+                        airflow.pause(dags)
+                    except Exception as exc:  # noqa: BLE001  (do not hide what stopped the demo)
+                        print(f"[demo] could not pause {dags}: {exc}", file=sys.stderr)
     except LocalAirflowError as exc:
         print(f"\n[demo] ERROR: {exc}", file=sys.stderr)
         return 1

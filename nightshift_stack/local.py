@@ -196,6 +196,10 @@ class LocalAirflow:
                 time.sleep(1)
             self._ok(self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}), f"unpause {dag_id}")
 
+    def pause(self, dag_ids: list[str]) -> None:
+        for dag_id in dag_ids:
+            self._ok(self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True}), f"pause {dag_id}")
+
     def trigger(self, dag_id: str, run_id: str, day: str, conf: dict, note: str) -> dict:
         """A run for ``day`` as the scheduler would create it: logical date and data interval start
         = the day, data interval end = the next midnight, runnable at once."""

@@ -169,8 +169,9 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{p['airflow_port']}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{p['airflow_port']}",
         "AIRFLOW__API__WORKERS": "2",  # the UI/API and the task execution API share it
-        # a night not done 6 h after it was queued raises a night_deadline alert (dags/nightshift_nightly.py)
-        "NIGHTSHIFT_NIGHT_DEADLINE_HOURS": "6",
+        # a night not done 6 h after it was queued raises a night_deadline alert (dags/nightshift_nightly.py);
+        # NIGHTSHIFT_NIGHT_DEADLINE_HOURS in the environment of `make stack` sets another limit
+        "NIGHTSHIFT_NIGHT_DEADLINE_HOURS": os.environ.get("NIGHTSHIFT_NIGHT_DEADLINE_HOURS") or "6",
         # a task's calls to the execution API time out after 5 s by default: on a busy 2-core machine
         # the API server answered slower and tasks were killed before they ran (resolve_day, first run)
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",

@@ -50,7 +50,8 @@ def test_nightly_dag_shape(dagbag):
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
     # one switch for the promotion mode (no separate dry_run flag); the day is a text field
-    assert set(dag.params.keys()) == {"source", "day", "mode"}
+    assert set(dag.params.keys()) == {"source", "day", "mode", "retrain_for_version"}
+    assert dag.params["retrain_for_version"] is None
     assert dag.params["mode"] == "config"
     assert "format" not in dag.params.get_param("day").schema
     from airflow.sdk import CronDataIntervalTimetable

@@ -133,3 +133,81 @@ def test_the_decision_record_has_a_drift_and_skew_section_with_the_template_plot
     assert render_drift_trend(tmp_path, lake, "hdfs", days[0]) is None        # no history with a reference yet
     assert "data:image/png;base64," in render_html(md, tmp_path)          # embedded, not a literal link
     assert "No drift report for this night" in render_markdown(record, {}, None)
+
+
+def _drift_settings(root):
+    import dataclasses
+
+    from nightshift.settings import load_settings
+
+    return dataclasses.replace(load_settings(), data_root=root, lock_url=None)
+
+
+def test_the_drift_table_has_one_row_per_day_and_reference(tmp_path):
+    import pandas as pd
+
+    from nightshift.drift import DRIFT_TABLE_COLUMNS, write_drift_table
+
+    lake = Lake(tmp_path)
+    days = ["2026-11-01", "2026-11-02", "2026-11-03"]
+    for d, templates in zip(days, [{"1": 500, "2": 500}, {"1": 510, "2": 490}, {"1": 100, "9": 900}]):
+        lake.write_report("hdfs", d, "features", {"profile": _profile(templates)})
+        for s in ("parsed_lines", "session_features"):
+            lake.write_report("hdfs", d, f"validation_{s}", {"success": True})
+        lake.write_report("hdfs", d, "drift", day_drift(lake, "hdfs", d, DriftThresholds()))
+    path = write_drift_table(_drift_settings(tmp_path), lake, "hdfs")
+    assert path == tmp_path / "drift" / "source=hdfs" / "drift.parquet"
+    table = pd.read_parquet(path)
+    assert list(table.columns) == list(DRIFT_TABLE_COLUMNS)
+    assert list(table["day"]) == days
+    first, normal, drifted = (table.iloc[i] for i in range(3))
+    assert first["summary"] == "no reference yet (first validated day)" and first["recent_days"] == ""
+    assert pd.isna(first["recent_js_distance"]) and not first["flagged"]
+    assert not normal["flagged"] and normal["recent_js_distance"] < 0.05 and normal["recent_days"] == "2026-11-01"
+    assert drifted["flagged"] and drifted["recent_unseen_templates"] == 1 and drifted["recent_js_distance"] > 0.5
+    assert drifted["recent_days"] == "2026-11-01,2026-11-02" and "JS distance" in drifted["exceeded"]
+    assert drifted["champion_training_days"] == "" and pd.isna(drifted["champion_training_js_distance"])
+    assert drifted["mean_session_length"] == 10.0
+
+
+_TABLE_WRITER = """
+import dataclasses, sys
+from pathlib import Path
+from nightshift.drift import write_drift_table
+from nightshift.lake import Lake
+from nightshift.settings import load_settings
+root = Path(sys.argv[1])
+lake = Lake(root)
+lake.write_report("hdfs", "2026-11-02", "drift", {"day": "2026-11-02", "flagged": False, "summary": "x", "references": {}})
+write_drift_table(dataclasses.replace(load_settings(), data_root=root, lock_url=None), lake, "hdfs")
+"""
+
+
+def test_the_drift_table_is_rebuilt_under_the_source_s_lock(tmp_path):
+    """Two nights rewriting the table at once: each rebuilds it from the day reports, so without
+    the lock one could swap in a table read before the other's day existed. While this test holds
+    the lock, another night's writer waits; once released, the table has both days."""
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    from nightshift import locks
+    from nightshift.drift import write_drift_table
+    from nightshift.settings import PROJECT_ROOT
+
+    settings, lake = _drift_settings(tmp_path), Lake(tmp_path)
+    lake.write_report("hdfs", "2026-11-01", "drift", {"day": "2026-11-01", "flagged": False, "summary": "x", "references": {}})
+    table = tmp_path / "drift" / "source=hdfs" / "drift.parquet"
+    with locks.exclusive(settings, "drift-table:hdfs"):
+        writer = subprocess.Popen([sys.executable, "-c", _TABLE_WRITER, str(tmp_path)], cwd=PROJECT_ROOT)
+        deadline = time.monotonic() + 60
+        while not lake.report_file("hdfs", "2026-11-02", "drift").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # the writer has its report and waits for the lock
+        assert writer.poll() is None and not table.exists()
+    assert writer.wait(timeout=120) == 0
+    assert list(pd.read_parquet(table)["day"]) == ["2026-11-01", "2026-11-02"]
+    write_drift_table(settings, lake, "hdfs")  # idempotent
+    assert list(pd.read_parquet(table)["day"]) == ["2026-11-01", "2026-11-02"]

@@ -45,5 +45,27 @@ def test_watch_alerts_after_k_bad_days_and_writes_a_report(tmp_path):
     _day(lake, "2026-11-03", [0, 0, 0, 0], [1, 1, 0, 0])
     report = watch_champion(settings, "log_anomaly_hdfs", "hdfs", "2026-11-03", POLICY)
     assert report["alert"] and report["retrain"] and "2026-11-02" in report["reason"]
+    assert report["failing_version"] == "3"
     assert lake.read_report("hdfs", "2026-11-03", "champion_watch")["alert"] is True
     assert realized_metrics(lake, "hdfs", "2026-11-09") is None                       # nothing scored
+
+
+def test_a_retraining_request_is_stale_once_another_version_is_champion(tmp_path, monkeypatch):
+    """The night that scored with a failing champion may promote a better one before the
+    retraining run it asked for starts: that run then has nothing to do."""
+    from nightshift.monitoring import stale_retraining_request
+    from tests.test_promotion_faults import MODEL, _make_versions, _move
+
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake", lock_url=None,
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _make_versions(settings, 2)
+    _move(settings, "1", None)
+    assert stale_retraining_request(settings, MODEL, "1") is None          # still the champion: retrain
+    assert stale_retraining_request(settings, MODEL, None) is None         # not a watch request
+    _move(settings, "2", "1")
+    assert stale_retraining_request(settings, MODEL, "1") == (
+        "the champion watch asked for retraining because v1 was below the floors, but the champion is v2 now: "
+        "nothing to retrain")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    down = dataclasses.replace(settings, mlflow_tracking_uri="http://127.0.0.1:9")   # unreachable: retrain
+    assert stale_retraining_request(down, MODEL, "1") is None

@@ -44,6 +44,7 @@ MODEL = "log_anomaly_hdfs"
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 DAYS = [(TODAY - dt.timedelta(days=n)).isoformat() for n in (3, 2, 1)]
 SCENARIO = Scenario(start_day=DAYS[0], days=3, seed=3, blocks_per_day=300, anomaly_rate=0.06)
+DEADLINE_S = 20
 PERMISSIVE = {"margin": -1.0, "backtest_tolerance": 1.0, "slice_tolerance": 1.0, "mode": "auto",
               "bootstrap_resamples": 200}
 # A small training config for the test: two quick candidates, base parameters only (no search).
@@ -57,6 +58,8 @@ TRAINING = {"tuning": {"budget_s": 0, "max_configs": 1},
 # - the test Spark JVM settings (tests/conftest.py FAST_JVM_OPTS) for the drivers and the daemons;
 # - the dag-processor re-parses files every 10 minutes instead of 30 s (the DAGs do not change);
 # - a cluster policy shortens promote_champion's retry delay (1 min, exponential: 1-2 min) to 15 s;
+# - the nightly run's deadline is DEADLINE_S after it was queued instead of 6 h, so that the
+#   triggerer's deadline callback fires for real (each night takes longer) and raises its alert;
 # - MLflow's client retries a refused connection twice instead of 7 times (backoff 2 s doubling to
 #   2 min: about 4 min before a task with the server down fails and Airflow's own retry takes over).
 # The waits' timeouts are guards against a hung run, sized for a 2-core machine that other work
@@ -122,8 +125,8 @@ class Stack:
     def api(self, method: str, path: str, **kw):
         import httpx
 
-        r = httpx.request(method, self.url("airflow") + path, headers={"Authorization": f"Bearer {self.token()}"},
-                          timeout=90, **kw)
+        headers = {"Authorization": f"Bearer {self.token()}", **kw.pop("headers", {})}
+        r = httpx.request(method, self.url("airflow") + path, headers=headers, timeout=90, **kw)
         return r
 
     def mlflow(self, path: str, **params):
@@ -201,7 +204,7 @@ def stack(tmp_path_factory, spark_conf_dir):
                NIGHTSHIFT_SERVE_POLL_S="2", NIGHTSHIFT_STACK_SPARK_MASTER="local[2]",
                NIGHTSHIFT_STACK_SPARK_DEFAULTS=str(spark_conf_dir / "spark-defaults.conf"),
                SPARK_DAEMON_JAVA_OPTS=FAST_JVM_OPTS, AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="600",
-               MLFLOW_HTTP_REQUEST_MAX_RETRIES="2")
+               MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", NIGHTSHIFT_NIGHT_DEADLINE_HOURS=str(DEADLINE_S / 3600))
     s = Stack(base, env)
     # roles of their own too, so that a test never changes the passwords of a developer's stack
     from nightshift_stack.stack import write_secrets
@@ -296,6 +299,15 @@ def test_scheduler_runs_the_past_days_and_scoring_follows(stack):
     log = stack.log()
     assert [(e["action"], e["to_version"], e["day"]) for e in log] == [("promote", "1", DAYS[1]), ("promote", "2", DAYS[2])]
     assert all(e["decided_by"].startswith("airflow:scheduled__") for e in log)
+    # the deadline (DEADLINE_S after a run was queued, shorter than any night) fired through the
+    # triggerer: a night_deadline alert per scheduled run, in the lake's alert log
+    def deadline_alerts():
+        path = stack.lake / "alerts" / "alerts.jsonl"
+        alerts = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+        runs = {a["details"]["run_id"] for a in alerts if a["kind"] == "night_deadline"}
+        return runs if {r["dag_run_id"] for r in by_day.values()} <= runs else None
+
+    stack.wait(deadline_alerts, 120, "a night_deadline alert for each scheduled night")
 
     # each validated day's Asset event ran the scoring DAG; day 3 was scored by v1 (v2 came later that run)
     def scored():
