@@ -97,10 +97,11 @@ async def night_deadline_missed(context: dict[str, Any] | None = None, **_: Any)
     deadline): one ``night_deadline`` alert naming the run and the day."""
     import asyncio
 
-    run = (context or {}).get("dag_run") or {}
+    run = (context or {}).get("dag_run") or {}   # Airflow's DAGRunResponse, as JSON
+    run_id = run.get("dag_run_id") or run.get("run_id")
     conf = run.get("conf") or {}
     day = conf.get("day") or str(run.get("logical_date") or "")[:10] or "unknown"
     deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
     await asyncio.to_thread(send_alert, "night_deadline", conf.get("source", "hdfs"), day,
-                            f"the nightly run {run.get('run_id')} is not done by its deadline {deadline}",
-                            {"run_id": run.get("run_id"), "state": run.get("state")})
+                            f"the nightly run {run_id} is not done by its deadline {deadline}",
+                            {"run_id": run_id, "state": run.get("state")})

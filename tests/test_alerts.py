@@ -64,11 +64,16 @@ def test_the_nightly_dag_has_a_deadline_whose_callback_alerts(tmp_path, monkeypa
     url, received = webhook_sink
     monkeypatch.setenv("NIGHTSHIFT_DATA_ROOT", str(tmp_path))
     monkeypatch.setattr(alerts, "webhook_url", lambda conn_id=alerts.CONN_ID: url)
-    context = {"dag_run": {"run_id": "scheduled__2026-11-04T00:00:00+00:00", "logical_date": "2026-11-04T00:00:00Z",
-                           "conf": {}, "state": "running"}, "deadline": {"deadline_time": "2026-11-05T06:00:00Z"}}
+    # the shape the triggerer passes (airflow.models.deadline: the run as a DAGRunResponse dump);
+    # tests/test_stack.py sees the deadline fire for real
+    context = {"dag_run": {"dag_run_id": "scheduled__2026-11-04T00:00:00+00:00", "dag_id": "nightshift_nightly",
+                           "logical_date": "2026-11-04T00:00:00Z", "conf": {}, "state": "running"},
+               "deadline": {"deadline_time": "2026-11-05T06:00:00Z"}}
     asyncio.run(alerts.night_deadline_missed(context=context))
     assert [(a["kind"], a["day"]) for a in received] == [("night_deadline", "2026-11-04")]
-    assert "not done by its deadline 2026-11-05T06:00:00Z" in received[0]["message"]
+    assert received[0]["message"] == ("the nightly run scheduled__2026-11-04T00:00:00+00:00 is not done by its "
+                                      "deadline 2026-11-05T06:00:00Z")
+    assert received[0]["details"]["run_id"] == "scheduled__2026-11-04T00:00:00+00:00"
 
 
 def _raise_many(data_root: str, worker: int) -> None:
