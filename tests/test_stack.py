@@ -346,8 +346,10 @@ def test_manual_trigger_approval_as_the_user_and_promotion_with_mlflow_down(stac
         assert r.status_code == 200, r.text
         stack.wait(lambda: stack.ti("nightshift_nightly", run_id, "promote_champion").get("state") == "up_for_retry",
                    600, "promote_champion to fail while MLflow is down")
-        log1 = stack.api("GET", f"/api/v2/dags/nightshift_nightly/dagRuns/{run_id}/taskInstances/promote_champion/logs/1",
-                         headers={"Accept": "text/plain"}).text
+        r = stack.api("GET", f"/api/v2/dags/nightshift_nightly/dagRuns/{run_id}/taskInstances/promote_champion/logs/1",
+                      params={"full_content": True})
+        assert r.status_code == 200, r.text
+        log1 = json.dumps(r.json().get("content"))   # structured log events
         assert "RegistryUnavailable" in log1 and "unavailable while trying to" in log1, log1[-3000:]
         assert len(stack.log()) == 2
     finally:
