@@ -1,14 +1,22 @@
-"""Loghub-style log format strings, compiled to one (Java-compatible) regular expression.
+r"""Loghub-style log format strings, compiled to one (Java-compatible) regular expression.
 
-Semantics follow Loghub's parsers: ``<Field>`` is a named field, the text between fields is a
-regular expression, runs of spaces match any whitespace, and the last field is the message
-(it takes the rest of the line). Example: ``<Date> <Time> <Pid> <Level> <Component>: <Content>``.
+Semantics are Loghub's (its parsers' ``generate_logformat_regex``): ``<Field>`` is a named field,
+the text between fields is a regular expression in which runs of spaces match any whitespace
+(``\s+``), the whole line must match (``^...$``), and every field is the *shortest* text for which
+the rest of the line still matches (Loghub compiles each field to ``(?P<F>.*?)``). So a field may
+span spaces: with ``[<Time>] <Program> - <Content>``, ``[10.30 16:49:06] chrome.exe *64 - open``
+has Program ``chrome.exe *64``. Example: ``<Date> <Time> <Pid> <Level> <Component>: <Content>``.
+
+Loghub's regex backtracks over every combination of field ends on a line that does not match
+(polynomial in the line length, one degree per field). Ours gives the same fields on every line
+Loghub parses, without that search (see :meth:`LogFormat.parse` for the forms and why they are
+equal, and for the contrived literals where they are not).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _FIELD = re.compile(r"<([^<>]+)>")
 _GROUP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -20,9 +28,43 @@ class LogFormat:
     fields: tuple[str, ...]
     regex: str                      # anchored pattern, works in Python ``re`` and Java
     group_index: dict[str, int]     # field name -> capturing group number in ``regex``
+    # Where a line stopped matching: ``(prefix regex, what is missing after it)``, longest prefix
+    # first; a line that fails ``regex`` but matches a prefix fails at the part after it. The
+    # last entry's prefix is ``^`` (matches every line). See :meth:`mismatch_detail`.
+    prefixes: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
     def parse(cls, format_string: str) -> "LogFormat":
+        r"""Compile ``format_string``. Each field becomes one of three forms:
+
+        * the last field: ``(?<F>.*)`` (``(?<F>.*?)`` when a literal follows it, as Loghub's);
+        * a field followed by spaces only (``<Level> <Component>``): ``(?<F>\S*+)``, the next
+          token, possessive (never given back). Loghub's ``.*?`` gives the same field on every
+          line it parses: the shortest text followed by whitespace is the text up to the first
+          whitespace, and if the line matches with the field ending at a later whitespace it
+          also matches with it ending at the first one (the next field, ``.*?``, can take the
+          text in between), which Loghub tries first. The ``\s+`` after it is not possessive:
+          Loghub's can give back whitespace to the next field, and so can ours;
+        * a field followed by any other literal ``L`` (``<Program> - <Content>``):
+          ``(?>(?<F>.*?)L)``, an atomic group holding the field and its literal. It finds the
+          shortest field followed by ``L`` and never reconsiders it, so a line costs one scan per
+          field instead of Loghub's search over every combination of field ends (polynomial:
+          one degree per field) on lines that do not match. It is Loghub's choice by the same
+          argument: Loghub tries that end first, and from the end of the first ``L`` the rest
+          matches whenever it matches from a later one (the next field takes the text in
+          between). A trailing run of spaces in ``L`` stays outside the group (``(?>..L\s)\s*``)
+          so, as in Loghub, it can give whitespace back to the next field.
+
+        Where they differ: the argument needs ``L``'s match at a given position to have one length
+        (up to its trailing whitespace), true of every published Loghub format. A literal regex
+        with alternatives of different lengths is committed to the first alternative that lets
+        the group match: with ``<A>(xy|x)<B>y<C>`` the line ``1xy2`` is quarantined by us (the
+        group took ``xy``; no ``y`` follows) while Loghub backtracks to ``x`` and parses A=``1``,
+        B=``""``, C=``2``. A literal that is not a regex of its own (an unbalanced group, as
+        after ``<Component>`` in ``<Component>(\[<PID>\])?: <Content>``, or one starting with a
+        quantifier) keeps Loghub's plain ``(?<F>.*?)``: Loghub's fields, and Loghub's cost on
+        non-matching lines for that field.
+        """
         parts = _FIELD.split(format_string)
         # parts alternates literal, field, literal, field, ..., literal
         fields = tuple(parts[1::2])
@@ -33,31 +75,39 @@ class LogFormat:
         for name in fields:
             if not _GROUP_NAME.fullmatch(name):
                 raise ValueError(f"field name {name!r} must be letters and digits, starting with a letter")
-        regex = ""
         group_index: dict[str, int] = {}
         groups_so_far = 0
-        for i, part in enumerate(parts):
-            if i % 2 == 0:
-                literal = re.sub(r" +", r"\\s+", part)
-                groups_so_far += _count_capturing_groups(literal)
-                regex += literal
-            else:
-                groups_so_far += 1
-                group_index[part] = groups_so_far
-                if part == fields[-1]:
-                    regex += f"(?<{part}>.*)"
-                elif parts[i + 1].startswith(" "):
-                    # A field ended by whitespace is one token. Loghub's lazy ``.*?`` finds the same
-                    # token on lines that match, but on lines that don't it backtracks over every
-                    # combination of spaces (polynomial in the line length). ``\S*+`` (possessive:
-                    # the whole token, never given back) cannot, and is the cheapest form per
-                    # line; it matches exactly what ``\S*?`` would, since the next thing is
-                    # whitespace and a shorter token is never followed by whitespace.
-                    regex += f"(?<{part}>\\S*+)"
+        # units: the leading literal, then each field with the literal after it
+        lead = _literal_regex(parts[0])
+        groups_so_far += _count_capturing_groups(lead)
+        units: list[tuple[str, str]] = [(lead, f"the line does not start with {_quote(parts[0])}")]
+        for k, name in enumerate(fields):
+            literal = parts[2 * k + 2]
+            lit = _literal_regex(literal)
+            group_index[name] = groups_so_far + 1
+            groups_so_far += 1 + _count_capturing_groups(lit)
+            if k == len(fields) - 1:
+                form = f"(?<{name}>.*?){lit}" if literal else f"(?<{name}>.*)"
+                what = (f"no {_quote(literal)} at the end of the line after <{name}>" if literal
+                        else f"<{name}> does not match the rest of the line")
+            elif literal and not literal.strip(" "):
+                form = f"(?<{name}>\\S*+){lit}"
+                what = f"no whitespace after <{name}>"
+            elif _is_self_contained(lit):
+                if literal.endswith(" "):        # lit ends with the \s+ made from it
+                    form = f"(?>(?<{name}>.*?){lit[:-1]})\\s*"
                 else:
-                    regex += f"(?<{part}>.*?)"
+                    form = f"(?>(?<{name}>.*?){lit})"
+                what = f"no {_quote(literal)} after <{name}>"
+            else:
+                form = f"(?<{name}>.*?){lit}"
+                what = f"no {_quote(literal)} after <{name}>"
+            units.append((form, what))
+        regex = "".join(form for form, _ in units)
         anchored = f"^{regex}$"
-        parsed = cls(format_string=format_string, fields=fields, regex=anchored, group_index=group_index)
+        prefixes = _prefixes(units, fields, parts)
+        parsed = cls(format_string=format_string, fields=fields, regex=anchored, group_index=group_index,
+                     prefixes=prefixes)
         try:
             parsed.python_regex
         except re.error as exc:
@@ -67,10 +117,101 @@ class LogFormat:
     @property
     def python_regex(self) -> re.Pattern[str]:
         """The same pattern for Python's ``re`` (which spells named groups ``(?P<name>``)."""
-        pattern = self.regex
+        return re.compile(self._to_python(self.regex))
+
+    def _to_python(self, pattern: str) -> str:
         for name in self.fields:
             pattern = pattern.replace(f"(?<{name}>", f"(?P<{name}>", 1)
-        return re.compile(pattern)
+        return pattern
+
+    def mismatch_detail(self, line: str) -> str | None:
+        """Where ``line`` stops matching the format (``None`` when it matches), e.g.
+        ``no ' - ' after <Program>``: the part after the longest prefix of the format the line
+        matches (the same answer as the Spark ingest's ``detail`` column)."""
+        if self.python_regex.match(line):
+            return None
+        for prefix, what in self.prefixes:
+            if re.match(self._to_python(prefix), line, re.DOTALL):
+                return what
+        return self.prefixes[-1][1]
+
+
+def _quote(text: str) -> str:
+    """Format-string text as the user wrote it, in quotes (no escaping: it is the regex text)."""
+    return f"'{text}'"
+
+
+def _literal_regex(literal: str) -> str:
+    return re.sub(r" +", r"\\s+", literal)
+
+
+def _is_self_contained(lit: str) -> bool:
+    """Is a literal between two fields a regex of its own (balanced groups, no leading
+    quantifier; Python syntax), so that it can be wrapped in a group without changing its
+    meaning?"""
+    if lit[:1] in ("?", "*", "+", "{"):
+        return False
+    depth = 0
+    escaped = in_class = False
+    for ch in lit:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    if depth or escaped or in_class:
+        return False
+    try:
+        re.compile(lit)
+    except re.error:
+        return False
+    return True
+
+
+def _prefixes(units: list[tuple[str, str]], fields: tuple[str, ...], parts: list[str]) -> tuple[tuple[str, str], ...]:
+    r"""``(prefix regex, what fails after it)`` for every cut between units where the prefix is a
+    regex of its own, longest first. A cut inside a group (between ``<Component>(\\[`` and
+    ``<PID>\\])?: ``) is skipped: the failure is then named from the cut before, with the format
+    text up to the next cut."""
+    def python(pattern: str) -> str:
+        for name in fields:
+            pattern = pattern.replace(f"(?<{name}>", f"(?P<{name}>", 1)
+        return pattern
+
+    def span_text(first: int, last: int) -> str:
+        """The format text from after field ``first`` through the literal after field ``last``."""
+        text = parts[2 * first + 2]
+        for k in range(first + 1, last + 1):
+            text += f"<{fields[k]}>" + parts[2 * k + 2]
+        return text
+
+    cuts = []              # (index of the first unit after the cut, prefix regex)
+    prefix = ""
+    for i in range(len(units)):
+        if _is_self_contained(python(prefix)):
+            cuts.append((i, prefix))
+        prefix += units[i][0]
+    out, seen = [], set()
+    for n in range(len(cuts) - 1, -1, -1):
+        i, prefix = cuts[n]
+        if prefix in seen:              # an empty unit: the longer cut already names the failure
+            continue
+        seen.add(prefix)
+        following = cuts[n + 1][0] if n + 1 < len(cuts) else len(units)
+        what = units[i][1]
+        if following - i > 1 and i > 0:  # several units up to the next cut
+            what = f"no {_quote(span_text(i - 1, following - 2))} after <{fields[i - 1]}>"
+        out.append(("^" + prefix, what))
+    return tuple(out)
 
 
 def _count_capturing_groups(pattern: str) -> int:
