@@ -44,7 +44,10 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
     """Parse ``log_file`` with ``source`` as the lines of ``day`` (default: today, UTC; it dates
     year-less and date-less timestamps); write per-line results to ``output`` (CSV) if given.
 
-    Returns counts: ``lines``, ``parsed``, ``quarantined``, ``reasons``, ``templates``.
+    Prints the counts, the quarantine rate next to the source's bound, the quarantine reasons with
+    their detail (where lines stopped matching the format), most frequent first, and the first
+    ``show`` lines. Returns counts: ``lines``, ``parsed``, ``quarantined``, ``reasons`` (by reason),
+    ``details`` (by ``reason: detail``), ``templates``.
     """
     from pyspark.sql import functions as F
 
@@ -69,9 +72,9 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
         result = (
             parsed.join(F.broadcast(mapping), "template_id", "left")
             .select("line_number", F.lit("parsed").alias("status"), F.lit(None).cast("string").alias("reason"),
-                    "template_id", "template", "session_id")
+                    F.lit(None).cast("string").alias("detail"), "template_id", "template", "session_id")
             .unionByName(
-                quarantine.select("line_number", F.lit("quarantined").alias("status"), "reason",
+                quarantine.select("line_number", F.lit("quarantined").alias("status"), "reason", "detail",
                                   F.lit(None).cast("int").alias("template_id"), F.lit(None).cast("string").alias("template"),
                                   F.lit(None).cast("string").alias("session_id"))
             )
@@ -80,7 +83,10 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
         result.write.mode("overwrite").parquet(str(Path(tmp) / "result"))
         result = spark.read.parquet(str(Path(tmp) / "result")).orderBy("line_number")
         counts = {r["status"]: r["count"] for r in result.groupBy("status").count().collect()}
-        reasons = {r["reason"]: r["count"] for r in result.filter("reason is not null").groupBy("reason").count().collect()}
+        reasons, details = {}, {}
+        for r in result.filter("reason is not null").groupBy("reason", "detail").count().collect():
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + r["count"]
+            details[_reason_text(r["reason"], r["detail"])] = r["count"]
         if output:
             csv_dir = Path(tmp) / "csv"
             result.coalesce(1).write.option("header", True).csv(str(csv_dir))
@@ -88,13 +94,28 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
         print(f"{log_file}: {sum(counts.values())} lines, {counts.get('parsed', 0)} parsed, "
               f"{counts.get('quarantined', 0)} quarantined {reasons or ''}; {len(templates)} templates", file=out)
         print(quarantine_verdict(source, sum(counts.values()), counts.get("quarantined", 0)), file=out)
+        ranked = sorted(details.items(), key=lambda kv: (-kv[1], kv[0]))
+        for text, n in ranked[:DETAILS_SHOWN]:
+            print(f"{n:>8}  quarantined: {text}", file=out)
+        if len(ranked) > DETAILS_SHOWN:
+            print(f"{'':>8}  ... {len(ranked) - DETAILS_SHOWN} more (see --output)", file=out)
         for row in result.limit(show).collect():
-            what = f"T{row.template_id:<5} {row.template}" if row.status == "parsed" else f"QUARANTINED ({row.reason})"
+            what = (f"T{row.template_id:<5} {row.template}" if row.status == "parsed"
+                    else f"QUARANTINED ({_reason_text(row.reason, row.detail)})")
             print(f"{row.line_number:>8}  {what}", file=out)
         if output:
             print(f"all lines: {output}", file=out)
     return {"lines": sum(counts.values()), "parsed": counts.get("parsed", 0),
-            "quarantined": counts.get("quarantined", 0), "reasons": reasons, "templates": templates}
+            "quarantined": counts.get("quarantined", 0), "reasons": reasons, "details": details,
+            "templates": templates}
+
+
+DETAILS_SHOWN = 10
+
+
+def _reason_text(reason: str, detail: str | None) -> str:
+    """``format_mismatch: no ' - ' after <Program>``; the reason alone when it has no detail."""
+    return f"{reason}: {detail}" if detail else reason
 
 
 # a short-lived local JVM: the C1 compiler and the serial collector start faster (measured on a

@@ -34,8 +34,13 @@ LINE_COLUMNS = [
     "template_id", "encoding_repaired", "raw_line", "reason",
 ]
 # What is written per line: template ids are not, they live next to the lines in the partition's
-# TEMPLATE_IDS_FILE (masked message -> id; see ingest_lines for why).
-WRITTEN_COLUMNS = [c for c in LINE_COLUMNS if c != "template_id"]
+# TEMPLATE_IDS_FILE (masked message -> id; see ingest_lines for why). ``detail`` says more about a
+# quarantined line's reason (for format_mismatch: where the line stopped matching, e.g.
+# ``no ' - ' after <Program>``; for line_too_long: its length); null otherwise. ``reason`` stays
+# one of the REASON_* categories, so counts by reason are unchanged. Readers of the quarantine
+# partition see it; read_parsed_lines (LINE_COLUMNS) does not. Partitions written before it have
+# no such column.
+WRITTEN_COLUMNS = [c for c in LINE_COLUMNS if c != "template_id"] + ["detail"]
 # Spark (and Hive-style readers) skip files starting with "_" when reading a partition directory.
 TEMPLATE_IDS_FILE = "_template_ids.json"
 
@@ -227,7 +232,9 @@ def classify_lines(lines: "DataFrame", source: SourceConfig, day: str | None = N
       the mask) computed once and referenced by name afterwards. Composing the Column expressions
       directly would inline the format regex into every field that uses it (Spark does not
       deduplicate expressions inside CASE branches): that ran the regex ~10 times per line;
-    * the quarantine reason is worked out only for lines that did not parse.
+    * the quarantine reason is worked out only for lines that did not parse, and its ``detail``
+      (where a line stopped matching the format: :func:`mismatch_detail_expression`) only for
+      lines quarantined for it.
 
     ``day`` (``YYYY-MM-DD``, the partition's day) dates lines whose timestamp format has no year
     or no date (:func:`timestamp_expression`); without it, today's date (UTC) is used.
@@ -304,11 +311,20 @@ def classify_lines(lines: "DataFrame", source: SourceConfig, day: str | None = N
     def when_parsed(col):
         return F.when(F.col("reason").isNull(), col)
 
+    # CASE is lazy: nothing of this runs for parsed lines
+    detail = (
+        F.when(F.col("reason") == REASON_FORMAT, mismatch_detail_expression(F.col("_line"), fmt))
+        .when(F.col("reason") == REASON_TOO_LONG,
+              F.format_string(f"%d characters, more than max_line_length {source.max_line_length}",
+                              F.length(F.col("_line"))))
+    )
+
     return stage.select(
         *keep,
         # the raw line is kept for quarantined lines only (parsed lines point back by file + line number)
         F.when(F.col("reason").isNotNull(), F.col("_line")).alias("raw_line"),
         "reason",
+        detail.alias("detail"),
         "encoding_repaired",
         when_parsed(F.col("_ts")).alias("ts"),
         when_parsed(F.col("_level")).alias("level"),
@@ -318,6 +334,20 @@ def classify_lines(lines: "DataFrame", source: SourceConfig, day: str | None = N
         when_parsed(F.nullif(F.col("_session_id"), F.lit(""))).alias("session_id"),
         when_parsed(F.col("_line_label")).alias("line_label"),
     )
+
+
+def mismatch_detail_expression(line, fmt):
+    """Where ``line`` stopped matching the format ``fmt`` (a :class:`LogFormat`), as
+    :meth:`LogFormat.mismatch_detail` says it: the prefixes of the format regex are tried from the
+    longest, and the part after the longest one that matches is named. For lines that failed the
+    format only (a handful of regexes per such line)."""
+    from pyspark.sql import functions as F
+
+    *tried, (_, first) = fmt.prefixes          # the last prefix is '^': it matches every line
+    detail = F.lit(first)
+    for prefix, what in reversed(tried):
+        detail = F.when(line.rlike("(?s)" + prefix), F.lit(what)).otherwise(detail)
+    return detail
 
 
 def mask_expression(message, source: SourceConfig):
@@ -574,10 +604,14 @@ def run_ingest(spark: "SparkSession", lake, source: SourceConfig, day: str, sett
                 shutil.rmtree(stage, ignore_errors=True)
         lake.write_report(source.name, day, "ingest", report)
     log.info(
-        "ingest %s %s: %d input lines = %d parsed + %d quarantined %s",
+        "ingest %s %s: %d input lines = %d parsed + %d quarantined %s%s",
         source.name, day, input_lines, report["parsed_lines"], report["quarantined_lines"], report["quarantine_reasons"],
+        f" details {report['quarantine_details']}" if report.get("quarantine_details") else "",
     )
     return report
+
+
+QUARANTINE_DETAILS_SHOWN = 10
 
 
 def ingest_report(spark, source: SourceConfig, day: str, written: dict, input_lines: int, assignments: dict,
@@ -589,7 +623,12 @@ def ingest_report(spark, source: SourceConfig, day: str, written: dict, input_li
     parsed = read_parsed_lines(spark, written["parsed"])
     quarantined = spark.read.parquet(str(written["quarantined"]))
     # one query per partition: the reasons add up to the quarantined lines
-    reasons = {r["reason"]: r["count"] for r in quarantined.groupBy("reason").count().collect()}
+    reasons, details = {}, {}
+    for r in quarantined.groupBy("reason", "detail").count().collect():
+        reasons[r["reason"]] = reasons.get(r["reason"], 0) + r["count"]
+        if r["detail"] is not None:
+            details[f"{r['reason']}: {r['detail']}"] = r["count"]
+    details = dict(sorted(details.items(), key=lambda kv: (-kv[1], kv[0]))[:QUARANTINE_DETAILS_SHOWN])
     stats = parsed.agg(
         F.count(F.lit(1)).alias("lines"),
         F.count("template_id").alias("with_template"),
@@ -613,6 +652,8 @@ def ingest_report(spark, source: SourceConfig, day: str, written: dict, input_li
         "quarantined_lines": quarantined_lines,
         "quarantine_rate": (quarantined_lines / input_lines) if input_lines else 0.0,
         "quarantine_reasons": reasons,
+        # the most frequent reasons with their detail (e.g. where lines stopped matching the format)
+        "quarantine_details": details,
         "lines_with_template": stats["with_template"],
         "lines_with_session": stats["with_session"],
         "encoding_repaired_lines": stats["encoding_repaired"] or 0,

@@ -26,8 +26,13 @@ def test_try_source_reports_each_line_with_its_template(spark, tmp_path, hdfs_so
     assert [r["line_number"] for r in rows] == ["1", "2", "3", "4"]
     assert rows[0]["template_id"] == rows[2]["template_id"] != rows[3]["template_id"]
     assert rows[0]["template"] == "PacketResponder <*> for block blk_<*> terminating"
-    assert (rows[1]["status"], rows[1]["reason"]) == ("quarantined", "format_mismatch")
-    assert "3 parsed, 1 quarantined" in printed.getvalue()
+    assert (rows[1]["status"], rows[1]["reason"], rows[1]["detail"]) == \
+        ("quarantined", "format_mismatch", "no whitespace after <Level>")   # 4 words for 6 fields
+    assert "3 parsed, 1 quarantined {'format_mismatch': 1}" in printed.getvalue()
+    # where the line stopped matching: in the summary and on the line itself
+    assert "       1  quarantined: format_mismatch: no whitespace after <Level>" in printed.getvalue()
+    assert "       2  QUARANTINED (format_mismatch: no whitespace after <Level>)" in printed.getvalue()
+    assert result["details"] == {"format_mismatch: no whitespace after <Level>": 1}
     assert not any(p.name.startswith("_staging") for p in tmp_path.iterdir())   # the lake is not touched
 
 

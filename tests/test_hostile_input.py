@@ -36,6 +36,17 @@ CORPUS = {
                               {"format_mismatch": 1}),
 }
 
+NO_COLON = "format_mismatch: no ': ' after <Component>"
+TOO_LONG = "line_too_long: 5242880 characters, more than max_line_length 65536"
+# name -> the report's quarantine_details (reason: where the line stopped matching, or its length)
+DETAILS = {
+    "NUL bytes": {"format_mismatch: no whitespace after <Date>": 1},
+    "5 MB line": {TOO_LONG: 1},
+    "5 MB line without spaces": {TOO_LONG: 1},
+    "wrong format": {NO_COLON: 1},
+    "many spaces, no colon": {NO_COLON: 1},
+}
+
 
 @pytest.mark.parametrize("case", list(CORPUS), ids=list(CORPUS))
 def test_every_line_is_accounted_for(spark, lake, hdfs_source, case):
@@ -46,6 +57,7 @@ def test_every_line_is_accounted_for(spark, lake, hdfs_source, case):
     assert report["parsed_lines"] + report["quarantined_lines"] == report["input_lines"]
     assert report["parsed_lines"] == parsed
     assert report["quarantine_reasons"] == reasons
+    assert report["quarantine_details"] == DETAILS.get(case, {})
     written = read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).count() + \
         spark.read.parquet(str(lake.quarantine_dir("hdfs", DAY))).count()
     assert written == lines

@@ -55,9 +55,14 @@ def test_bad_lines_are_quarantined_with_reason_and_every_line_is_accounted(spark
     assert report["input_lines"] == _lines(content) == 10
     assert report["parsed_lines"] + report["quarantined_lines"] == report["input_lines"]
     assert report["quarantine_reasons"] == {"format_mismatch": 2, "empty_line": 1, "bad_timestamp": 1}
-    quarantined = {r.raw_line: r.reason for r in spark.read.parquet(str(lake.quarantine_dir("hdfs", DAY))).collect()}
-    assert quarantined["this is not a log line"] == "format_mismatch"
-    assert quarantined["081109 2036 148 INFO dfs.DataNode: timestamp too short"] == "bad_timestamp"
+    quarantined = {r.raw_line: (r.reason, r.detail)
+                   for r in spark.read.parquet(str(lake.quarantine_dir("hdfs", DAY))).collect()}
+    # the reason is the category (counted as before); the detail says where the line stopped matching
+    assert quarantined["this is not a log line"] == ("format_mismatch", "no ': ' after <Component>")
+    assert quarantined["\x00\x00\x00\x00"] == ("format_mismatch", "no whitespace after <Date>")
+    assert quarantined["081109 2036 148 INFO dfs.DataNode: timestamp too short"] == ("bad_timestamp", None)
+    assert report["quarantine_details"] == {"format_mismatch: no ': ' after <Component>": 1,
+                                            "format_mismatch: no whitespace after <Date>": 1}
     # non-UTF-8 bytes are repaired (U+FFFD) and the line is kept, not lost
     assert report["encoding_repaired_lines"] == 1
     repaired = read_parsed_lines(spark, lake.parsed_dir("hdfs", DAY)).filter("encoding_repaired").first()
@@ -198,3 +203,46 @@ def test_literal_lookup_keeps_any_key_intact(spark):
     names = {"a.log": "x'y", "b.log": "z"}
     frame = spark.createDataFrame([("a.log",), ("b.log",)], "k string")
     assert {r.v for r in frame.select(literal_lookup(names, F.col("k"), "string").alias("v")).collect()} == {"x'y", "z"}
+
+
+PROXIFIER_YAML = r"""
+name: proxifier
+version: 1
+log_format: '\[<Time>\] <Program> - <Content>'
+timestamp: {fields: [Time], format: 'MM.dd HH:mm:ss'}
+masks: []
+session: {id_regex: 'proxy\S*'}
+"""
+
+
+def test_fields_span_spaces_as_in_loghub_and_mismatches_say_where(spark, lake, tmp_path):
+    """Loghub's published Proxifier format pasted unchanged: a program name with a space is one
+    field (Loghub's parse), in the JVM as in Python; a line without the ' - ' says so."""
+    from nightshift.logformat import LogFormat
+    from nightshift.sources import load_source_file
+
+    yaml_file = tmp_path / "proxifier.yaml"
+    yaml_file.write_text(PROXIFIER_YAML)
+    source = load_source_file(yaml_file)
+    lines = [
+        "[10.30 16:49:06] chrome.exe *64 - proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+        "[10.30 16:49:07] Google Chrome Helper - proxy.cse.cuhk.edu.hk:5070 close, 0 bytes sent",
+        "[10.30 16:49:08]  - proxy.cse.cuhk.edu.hk:5070 open",            # empty program (Loghub: '')
+        "[10.30 16:49:09] chrome.exe *64 proxy.cse.cuhk.edu.hk:5070 open",  # no ' - '
+        "10.30 16:49:10 chrome.exe - proxy open",                          # no '['
+        "[10.30 16:49:11 chrome.exe - proxy open",                         # no '] '
+    ]
+    write_raw(lake, DAY, "proxifier.log", "\n".join(lines).encode() + b"\n", source="proxifier")
+    report = run_ingest(spark, lake, source, DAY)
+    assert (report["parsed_lines"], report["quarantine_reasons"]) == (3, {"format_mismatch": 3})
+    assert report["quarantine_details"] == {
+        "format_mismatch: no ' - ' after <Program>": 1,
+        "format_mismatch: no '\\] ' after <Time>": 1,
+        "format_mismatch: the line does not start with '\\['": 1,
+    }
+    fmt = LogFormat.parse(source.log_format.format_string)
+    quarantined = spark.read.parquet(str(lake.quarantine_dir("proxifier", DAY))).collect()
+    assert {r.raw_line: r.detail for r in quarantined} == {line: fmt.mismatch_detail(line) for line in lines[3:]}
+    parsed = sorted(read_parsed_lines(spark, lake.parsed_dir("proxifier", DAY)).collect(), key=lambda r: r.line_number)
+    assert [r.message for r in parsed] == [fmt.python_regex.match(line)["Content"] for line in lines[:3]]
+    assert [str(r.ts) for r in parsed][0].endswith("10-30 16:49:06")
