@@ -43,7 +43,7 @@ test-fast: venv
 
 # tests/test_stack.py: the production topology (own state dir, ports and Postgres databases)
 test-stack: venv
-	NIGHTSHIFT_STACK_TESTS=1 $(BIN)/python -m pytest -p no:cacheprovider -m stack -x
+	$(BIN)/python -m pytest -p no:cacheprovider -m stack -x
 
 ui: venv
 	@$(LOCALENV) && $(BIN)/python -m nightshift_stack.ui

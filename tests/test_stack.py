@@ -26,17 +26,9 @@ import yaml
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.settings import PROJECT_ROOT
 
-pytestmark = [
-    pytest.mark.stack, pytest.mark.e2e,
-    # Still opt-in: on the shared 2-core machine the module took about 25 min (nights of 4-8 min)
-    # and cases b-d have not completed a run yet (docs/deploy.md). `make test-stack` runs it.
-    pytest.mark.skipif(os.environ.get("NIGHTSHIFT_STACK_TESTS") != "1",
-                       reason="through the full stack: set NIGHTSHIFT_STACK_TESTS=1 (make test-stack)"),
-]
-# The backfill case (issue 9, test 3) adds two concurrent nights: it runs under `make test-stack`
-# only (NIGHTSHIFT_STACK_TESTS=1), it does not fit the module's time budget in `make test`.
-only_in_test_stack = pytest.mark.skipif(os.environ.get("NIGHTSHIFT_STACK_TESTS") != "1",
-                                        reason="adds two nights: `make test-stack` only (NIGHTSHIFT_STACK_TESTS=1)")
+# In `make test` (and alone: `make test-stack`, i.e. `pytest -m stack`); skipped, saying why, only
+# when no PostgreSQL server is reachable as superuser (the stack creates its databases there).
+pytestmark = [pytest.mark.stack, pytest.mark.e2e]
 
 # the public default login of Airflow/MLflow images: must be refused by the stack
 PUBLIC_DEFAULT_LOGIN = ("admin", "admin")
@@ -337,6 +329,11 @@ def test_manual_trigger_approval_as_the_user_and_promotion_with_mlflow_down(stac
                in ("awaiting_input", "deferred"), 1200,
                "the approval request")
     assert stack.champion() == "2" and len(stack.log()) == 2  # nothing moves while it waits
+    # Airflow 3.3 race: the task process that parked the task reports "success" to the executor
+    # when it exits; if the approval re-queues the task before the scheduler has handled that
+    # event, the scheduler takes it for an external state change and fails the task (seen at
+    # 5 s). A person answers minutes later; the test waits a few scheduler loops first.
+    time.sleep(15)
 
     stopped = stack.cli("stop", "mlflow")
     assert stopped.returncode == 0, stopped.stderr
@@ -400,7 +397,6 @@ def test_online_model_serves_the_new_champion_like_batch_scoring(stack):
 # ------------------------------------------------------------------------------------------ 3
 
 
-@only_in_test_stack
 def test_backfill_while_a_manual_run_promotes_one_promotion_at_a_time(stack):
     """A backfill of the first two days (REST API) while a manual run retrains the third: the
     runs meet, the promotions are serialised (each log entry moves the alias from where the
