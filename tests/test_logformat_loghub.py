@@ -4,6 +4,7 @@ samples and on constructed lines, including fields with spaces before a ``' - '`
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import re
@@ -160,3 +161,17 @@ def test_the_detail_names_where_the_line_stopped_matching():
     assert linux.mismatch_detail("Jun 14 15:16:01 combo sshd[1] x") == r"no '(\[<PID>\])?: ' after <Component>"
     tail = LogFormat.parse(r"<A> <B>\]")
     assert tail.mismatch_detail("a b") == r"no '\]' at the end of the line after <B>"
+
+
+@pytest.mark.parametrize("system", sorted(PUBLISHED))
+def test_the_ten_samples_split_into_loghubs_published_fields(system):
+    """Loghub's own output for the samples (``<system>_2k.log_structured.csv``: one column per
+    field, made from each line stripped): our fields equal its columns on every line."""
+    fmt = LogFormat.parse(PUBLISHED[system]["log_format"])
+    lines = (LOGHUB / f"{system}_2k.log").read_text(encoding="utf-8", errors="replace").splitlines()
+    with (LOGHUB / f"{system}_2k.log_structured.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(lines) == 2000
+    for line, row in zip(lines, rows):
+        m = fmt.python_regex.match(line.strip())
+        assert {f: m.group(f) or "" for f in fmt.fields if f in row} == {f: row[f] for f in fmt.fields if f in row}, line
