@@ -353,7 +353,7 @@ def apply_decision(settings, record: dict[str, Any], approved_by: str | None = N
     """
     from nightshift.decision_record import update_markdown
 
-    setup_mlflow(settings, record["experiment"])
+    registry.call(settings, f"open the experiment {record['experiment']}", setup_mlflow, settings, record["experiment"])
     client = registry.client(settings)
     model_name = record["model_name"]
     record = dict(record)

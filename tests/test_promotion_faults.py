@@ -190,6 +190,13 @@ def test_registry_unreachable_during_promotion_then_the_retry_succeeds(settings,
 
     with pytest.raises(registry.RegistryUnavailable, match=f"http://127.0.0.1:{port}"):
         _move(http, "2", "1")
+    # the promote task's first call too (seen in tests/test_stack.py: a raw MlflowException before)
+    from nightshift.promotion import apply_decision
+
+    with pytest.raises(registry.RegistryUnavailable,
+                       match=f"MLflow registry at http://127.0.0.1:{port} unavailable while trying to open the experiment"):
+        apply_decision(http, {"experiment": "nightshift-test", "model_name": MODEL, "decision": "promote",
+                              "challenger_version": "2", "champion_version": "1"})
     assert _aliases(settings) == {"champion": "1", "previous": None}
     assert promotion_log.log_path(settings.data_root, MODEL).read_bytes() == log_before     # not even a pending line
 
