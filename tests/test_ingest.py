@@ -231,10 +231,11 @@ def test_fields_span_spaces_as_in_loghub_and_mismatches_say_where(spark, lake, t
         "[10.30 16:49:09] chrome.exe *64 proxy.cse.cuhk.edu.hk:5070 open",  # no ' - '
         "10.30 16:49:10 chrome.exe - proxy open",                          # no '['
         "[10.30 16:49:11 chrome.exe - proxy open",                         # no '] '
+        " \t[10.30 16:49:12] chrome.exe - proxy open \t ",                 # blanks around: stripped (Loghub)
     ]
     write_raw(lake, DAY, "proxifier.log", "\n".join(lines).encode() + b"\n", source="proxifier")
     report = run_ingest(spark, lake, source, DAY)
-    assert (report["parsed_lines"], report["quarantine_reasons"]) == (3, {"format_mismatch": 3})
+    assert (report["parsed_lines"], report["quarantine_reasons"]) == (4, {"format_mismatch": 3})
     assert report["quarantine_details"] == {
         "format_mismatch: no ' - ' after <Program>": 1,
         "format_mismatch: no '\\] ' after <Time>": 1,
@@ -242,7 +243,8 @@ def test_fields_span_spaces_as_in_loghub_and_mismatches_say_where(spark, lake, t
     }
     fmt = LogFormat.parse(source.log_format.format_string)
     quarantined = spark.read.parquet(str(lake.quarantine_dir("proxifier", DAY))).collect()
-    assert {r.raw_line: r.detail for r in quarantined} == {line: fmt.mismatch_detail(line) for line in lines[3:]}
+    assert {r.raw_line: r.detail for r in quarantined} == {line: fmt.mismatch_detail(line) for line in lines[3:6]}
     parsed = sorted(read_parsed_lines(spark, lake.parsed_dir("proxifier", DAY)).collect(), key=lambda r: r.line_number)
-    assert [r.message for r in parsed] == [fmt.python_regex.match(line)["Content"] for line in lines[:3]]
+    assert [r.message for r in parsed] == [fmt.python_regex.match(line.strip())["Content"] for line in lines[:3] + lines[6:]]
+    assert parsed[-1].message == "proxy open"
     assert [str(r.ts) for r in parsed][0].endswith("10-30 16:49:06")
