@@ -1,6 +1,7 @@
 r"""Loghub-style log format strings, compiled to one (Java-compatible) regular expression.
 
-Semantics are Loghub's (its parsers' ``generate_logformat_regex``): ``<Field>`` is a named field,
+Semantics are Loghub's (its parsers' ``generate_logformat_regex``; like them, the ingest matches
+each line stripped of blanks at both ends): ``<Field>`` is a named field,
 the text between fields is a regular expression in which runs of spaces match any whitespace
 (``\s+``), the whole line must match (``^...$``), and every field is the *shortest* text for which
 the rest of the line still matches (Loghub compiles each field to ``(?P<F>.*?)``). So a field may
@@ -127,7 +128,8 @@ class LogFormat:
     def mismatch_detail(self, line: str) -> str | None:
         """Where ``line`` stops matching the format (``None`` when it matches), e.g.
         ``no ' - ' after <Program>``: the part after the longest prefix of the format the line
-        matches (the same answer as the Spark ingest's ``detail`` column)."""
+        matches (the Spark ingest's ``detail`` column gives the same answer for the line stripped
+        of blanks at both ends, which is what it matches: ``nightshift.ingest.strip_blanks``)."""
         if self.python_regex.match(line):
             return None
         for prefix, what in self.prefixes:
