@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 # the longest modules (measured with --durations), longest first
-_LONGEST_FIRST = ["test_stack", "test_e2e_nightly", "test_cluster", "test_e2e_manual_approval", "test_e2e_bgl"]
+_LONGEST_FIRST = ["test_stack", "test_e2e_nightly", "test_cluster", "test_e2e_bgl"]
 
 
 @pytest.fixture(scope="session")
