@@ -21,7 +21,7 @@ from nightshift.lake import Lake
 from nightshift.localenv import NIGHTLY_DAG_ID, local_environment, migrate_airflow_db
 from nightshift.settings import load_settings
 from nightshift.summary import summarize
-from nightshift_stack.local import EmbeddedAirflowLock, LocalAirflow, LocalAirflowError
+from nightshift_stack.local import EmbeddedAirflowLock, LocalAirflow, LocalAirflowError, interrupt_safe
 
 SCORING_DAG_ID = "nightshift_scoring"
 
@@ -88,6 +88,7 @@ def _run_day(airflow: LocalAirflow, generated: DaySummary, scored_before: int) -
     return run, expected
 
 
+@interrupt_safe
 def main() -> int:
     started = time.monotonic()
     settings = load_settings()

@@ -134,9 +134,18 @@ class LocalAirflow:
     def stop(self) -> None:
         """SIGTERM each component's process group (the scheduler's task processes with it), then
         SIGKILL what is left."""
-        for name in reversed(list(self._procs)):
-            stop_process_group(self._procs[name].pid, timeout_s=20)
-            self._procs[name].wait()
+        for proc in self._procs.values():          # all at once: each may take seconds to stop
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=20)                   # reaps it (a zombie still counts in its group)
+            except subprocess.TimeoutExpired:
+                pass
+            stop_process_group(proc.pid, timeout_s=5)   # whatever is left of its group, then SIGKILL
+            proc.wait()
         self._procs.clear()
 
     def tail(self, name: str, lines: int = 30) -> str:

@@ -1,0 +1,37 @@
+"""The embedded Airflow of `make demo` / `make ui`: one at a time per Airflow home."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from nightshift.settings import PROJECT_ROOT
+from nightshift_stack.local import EmbeddedAirflowLock, LocalAirflowError
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from nightshift_stack.local import EmbeddedAirflowLock
+with EmbeddedAirflowLock(Path(sys.argv[1]), "make ui (airflow standalone)"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_embedded_airflow_on_the_same_home_is_refused_naming_the_first(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)], cwd=PROJECT_ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LocalAirflowError, match=rf"Airflow is already running on {tmp_path}: "
+                                                   rf"make ui \(airflow standalone\) \(pid {holder.pid}\)\. Stop it first"):
+            with EmbeddedAirflowLock(tmp_path, "make demo"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died: the kernel released its lock, the next one gets it
+    with EmbeddedAirflowLock(tmp_path, "make demo"):
+        assert "make demo" in (tmp_path / "embedded-airflow.lock").read_text()
