@@ -98,7 +98,7 @@ async def night_deadline_missed(context: dict[str, Any] | None = None, **_: Any)
     import asyncio
 
     run = (context or {}).get("dag_run") or {}   # Airflow's DAGRunResponse, as JSON
-    run_id = run.get("dag_run_id") or run.get("run_id")
+    run_id = run.get("dag_run_id")
     conf = run.get("conf") or {}
     day = conf.get("day") or str(run.get("logical_date") or "")[:10] or "unknown"
     deadline = ((context or {}).get("deadline") or {}).get("deadline_time")

@@ -154,23 +154,15 @@ def _is_self_contained(lit: str) -> bool:
     if lit[:1] in ("?", "*", "+", "{"):
         return False
     depth = 0
-    escaped = in_class = False
-    for ch in lit:
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-        elif ch == "(":
+    chars, unterminated = _structural_chars(lit)
+    for _, ch in chars:
+        if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
             if depth < 0:
                 return False
-    if depth or escaped or in_class:
+    if depth or unterminated:
         return False
     try:
         re.compile(lit)
@@ -216,9 +208,10 @@ def _prefixes(units: list[tuple[str, str]], fields: tuple[str, ...], parts: list
     return tuple(out)
 
 
-def _count_capturing_groups(pattern: str) -> int:
-    """Count capturing groups in a regex fragment (unescaped ``(`` not followed by ``?``, outside [])."""
-    count = 0
+def _structural_chars(pattern: str) -> tuple[list[tuple[int, str]], bool]:
+    """The (index, character) pairs of a regex fragment that are neither escaped nor inside a
+    ``[...]`` class, and whether the fragment ends inside an escape or a class."""
+    out: list[tuple[int, str]] = []
     escaped = in_class = False
     for i, ch in enumerate(pattern):
         if escaped:
@@ -229,9 +222,14 @@ def _count_capturing_groups(pattern: str) -> int:
             in_class = ch != "]"
         elif ch == "[":
             in_class = True
-        elif ch == "(" and not pattern.startswith("(?", i):
-            count += 1
-    return count
+        else:
+            out.append((i, ch))
+    return out, escaped or in_class
+
+
+def _count_capturing_groups(pattern: str) -> int:
+    """Count capturing groups in a regex fragment (unescaped ``(`` not followed by ``?``, outside [])."""
+    return sum(1 for i, ch in _structural_chars(pattern)[0] if ch == "(" and not pattern.startswith("(?", i))
 
 
 # --- timestamps -------------------------------------------------------------------------------
