@@ -6,6 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+# the Spark driver's class-data-sharing archive (nightshift/jvm_archive.py): faster JVM start-ups
+ARCHIVE_STAMP := $(VENV)/.spark-class-archive
 # Exports the local environment (SQLite Airflow in .airflow/, lake in data/, Spark local[2]).
 LOCALENV = eval "$$($(BIN)/python -m nightshift.localenv)"
 
@@ -21,7 +23,7 @@ help:
 	@echo "make bench  - ingest throughput: Spark (ingest + features, local[2]; local[1] at 4M) vs the single-process baseline and drain3, 1M and 4M lines"
 	@echo "make clean  - remove generated data, Airflow home and caches (keeps .venv)"
 
-venv: $(STAMP)
+venv: $(STAMP) $(ARCHIVE_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 required, found {sys.version.split()[0]}"'
@@ -31,6 +33,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+$(ARCHIVE_STAMP): $(STAMP) nightshift/jvm_archive.py
+	$(BIN)/python -m nightshift.jvm_archive build
+	@touch $(ARCHIVE_STAMP)
 
 demo: venv
 	@$(LOCALENV) && $(BIN)/python -m nightshift_datagen.demo

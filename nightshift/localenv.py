@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from nightshift.jvm_archive import with_archive
 from nightshift.settings import PROJECT_ROOT
 
 LOCAL_ADMIN_USER = "admin"
@@ -52,7 +53,9 @@ def local_environment(
             "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
         }
     )
-    return env
+    # every Spark driver started from here (the DAGs' spark-submits, try-source, the tests' session)
+    # maps the virtualenv's class archive when make venv built it (nightshift.jvm_archive)
+    return with_archive(env)
 
 
 def main() -> int:

@@ -23,6 +23,7 @@ from base64 import urlsafe_b64encode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from nightshift.jvm_archive import with_archive
 from nightshift_stack.services import CHAMPION_MODEL, SECRETS, SERVICES, Service, by_name, render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,6 +189,8 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(p["trigger_log_port"]),
         "AIRFLOW_CONN_NIGHTSHIFT_SPARK": json.dumps(spark_conn),
     })
+    # the Spark tasks' drivers map the virtualenv's class archive, when built (nightshift.jvm_archive)
+    with_archive(env)
     values = {
         "deploy_dir": str(REPO / "deploy"), "lake": str(lake), "bind": "127.0.0.1",
         "mlflow_port": str(p["mlflow_port"]), "airflow_port": str(p["airflow_port"]),
