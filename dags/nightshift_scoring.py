@@ -20,7 +20,11 @@ Scores every session of a day with the registry's **champion** model, and shadow
 * **Prediction drift**: the champion's flag rate tonight against its holdout flag rate and its
   recent nights (`config/drift.yaml`), and the day's input drift: beyond the thresholds, every
   prediction of the night has `suspect = true`, the report says why, an alert goes to the
-  `nightshift_alerts` webhook and the Asset `nightshift_retraining_requested` gets an event.
+  `nightshift_alerts` webhook and the Asset `nightshift_retraining_requested` gets an event
+  (`{"requests": [{"source", "day", "version", "reasons"}]}`, `version` = the champion that scored
+  the night). The `nightshift_retraining` DAG consumes it: it waits for the day's labels, then
+  retrains that day with `nightshift_nightly` unless another version is champion by then or a
+  night already trained or evaluated with those labels.
 * **Champion watch**: once labels for scored days have arrived, the champion's realized precision
   and recall are computed; below the floors of `config/promotion.yaml` on `watch_days` consecutive
   days it logs an ALERT, writes `reports/.../champion_watch.json`, rolls back if
@@ -99,6 +103,7 @@ def nightshift_scoring():
         request (an Asset event); quiet nights raise nothing."""
         from nightshift.alerts import send_alert
         from nightshift.context import TaskContext
+        from nightshift.retraining import request_from_scoring
 
         ctx = TaskContext.load()
         suspect = []
@@ -108,7 +113,9 @@ def nightshift_scoring():
             if drift.get("suspect"):
                 message = f"predictions of v{report['champion_version']} are suspect: " + "; ".join(drift["reasons"])
                 send_alert("prediction_drift", source, day, message, drift, data_root=ctx.settings.data_root)
-                suspect.append({"source": source, "day": day, "reasons": drift["reasons"]})
+                # the version that scored the night: nightshift_retraining drops the request once
+                # another version is champion
+                suspect.append(request_from_scoring(source, day, report))
         if suspect:
             outlet_events[RETRAINING_REQUESTED].extra = {"requests": suspect}
         else:

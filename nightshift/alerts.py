@@ -1,8 +1,8 @@
 """Alerts: a JSON POST to the webhook named by the Airflow connection ``nightshift_alerts``.
 
 Sent for input drift, prediction drift (suspect predictions), a failed night, a night not done by
-its deadline (the nightly DAG's ``DeadlineAlert``) and the champion watch; never for a quiet
-normal night. Configure it like any Airflow connection, e.g.
+its deadline (the nightly DAG's ``DeadlineAlert``), the champion watch, and labels that did not
+arrive within the retraining DAG's maximum wait (``labels_overdue``); never for a quiet normal night. Configure it like any Airflow connection, e.g.
 ``AIRFLOW_CONN_NIGHTSHIFT_ALERTS='{"conn_type": "http", "host": "https://hooks.example.org/nightshift"}'``
 (``host`` a whole URL), or as ``http://host:port/path``. Without the connection, an alert is
 logged at WARNING and said to be undelivered; a webhook that fails is logged at ERROR and does
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 CONN_ID = "nightshift_alerts"
-KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch", "night_deadline")
+KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch", "night_deadline", "labels_overdue")
 log = logging.getLogger("nightshift.alerts")
 
 

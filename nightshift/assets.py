@@ -7,7 +7,9 @@ from airflow.sdk import Asset
 VALIDATED_FEATURES = Asset(name="nightshift_validated_features", uri="nightshift://features/validated")
 
 # Emitted by the scoring DAG when a night's predictions are suspect (prediction or input drift):
-# ``extra`` is ``{"source", "day", "reasons"}``. The nightly DAG's next run for the source retrains
-# anyway; the event is the request on record (Assets view), for a deployment that schedules a
-# retraining on it once the day's labels are there.
+# ``extra`` is ``{"requests": [{"source", "day", "version", "reasons"}]}``, ``version`` the champion
+# whose predictions were suspect. The ``nightshift_retraining`` DAG is scheduled on it: it waits for
+# the day's labels, then triggers ``nightshift_nightly`` for the day unless another version is
+# champion by then or a night already trained or evaluated with those labels
+# (``nightshift.retraining``).
 RETRAINING_REQUESTED = Asset(name="nightshift_retraining_requested", uri="nightshift://models/retraining-requested")

@@ -102,11 +102,13 @@ def watch_champion(settings, model_name: str, source: str, day: str, policy: gat
     return report
 
 
-def stale_retraining_request(settings, model_name: str, failing_version: str | None) -> str | None:
+def stale_retraining_request(settings, model_name: str, failing_version: str | None,
+                             asked: str | None = None) -> str | None:
     """Why a retraining run that the champion watch requested because ``failing_version`` failed
     has nothing to do: another version is the champion by the time it runs (the night that scored
     with the failing champion may have promoted a better one meanwhile), or None when it must run.
-    The registry unreachable: None (retraining is the safe side)."""
+    The registry unreachable: None (retraining is the safe side). ``asked`` says who asked and why
+    (default: the champion watch; ``nightshift.retraining`` for suspect predictions)."""
     if not failing_version:
         return None
     from nightshift import registry
@@ -119,5 +121,5 @@ def stale_retraining_request(settings, model_name: str, failing_version: str | N
     current = str(champion.version) if champion is not None else None
     if current == str(failing_version):
         return None
-    return (f"the champion watch asked for retraining because v{failing_version} was below the floors, "
-            f"but the champion is {'v' + current if current else 'gone'} now: nothing to retrain")
+    asked = asked or f"the champion watch asked for retraining because v{failing_version} was below the floors"
+    return f"{asked}, but the champion is {'v' + current if current else 'gone'} now: nothing to retrain"

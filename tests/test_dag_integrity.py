@@ -59,6 +59,38 @@ def test_nightly_dag_shape(dagbag):
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
 
 
+def test_retraining_dag_consumes_the_scoring_dag_s_requests(dagbag):
+    """nightshift_retraining runs on the Asset the scoring DAG's flag_suspect_predictions emits;
+    per request (a mapped task group): a sensor that frees its worker slot between looks, the
+    decision, and the trigger of the nightly DAG with a conf that DAG's form knows."""
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
+
+    from nightshift.assets import RETRAINING_REQUESTED
+    from nightshift.retraining import LabelWait, load_label_wait
+
+    dag = dagbag.dags["nightshift_retraining"]
+    assert dag.schedule == [RETRAINING_REQUESTED]
+    assert list(dag.timetable.asset_condition.objects) == [RETRAINING_REQUESTED]
+    assert dagbag.dags["nightshift_scoring"].get_task("flag_suspect_predictions").outlets == [RETRAINING_REQUESTED]
+    assert set(dag.params.keys()) == {"source", "day", "version"}
+    assert dag.params["day"] is None and dag.params["version"] is None
+    assert set(dag.task_ids) == {"resolve_requests", "handle_request.wait_for_labels", "handle_request.decide",
+                                 "handle_request.trigger_nightly"}
+    assert isinstance(dag.task_group_dict["handle_request"], MappedTaskGroup)
+    assert dag.get_task("resolve_requests").downstream_task_ids == {"handle_request.wait_for_labels"}
+    assert dag.get_task("handle_request.wait_for_labels").downstream_task_ids == {"handle_request.decide"}
+    assert dag.get_task("handle_request.decide").downstream_task_ids == {"handle_request.trigger_nightly"}
+    sensor = dag.get_task("handle_request.wait_for_labels")
+    wait = load_label_wait(PROJECT_ROOT / "config")
+    assert wait == LabelWait()                       # the shipped config says the defaults
+    assert sensor.mode == "reschedule" and sensor.poke_interval == wait.poke_interval.total_seconds()
+    # Airflow's own timeout is a backstop behind the poke's (which says why and alerts)
+    assert sensor.timeout > wait.max_wait.total_seconds()
+    trigger = dag.get_task("handle_request.trigger_nightly")
+    assert trigger.trigger_dag_id == "nightshift_nightly"
+    assert {"source", "day", "retrain_for_version"} <= set(dagbag.dags["nightshift_nightly"].params.keys())
+
+
 def test_nightly_tasks_link_the_night_s_evidence(dagbag, monkeypatch):
     """Extra links: Data Docs where data is validated, MLflow run and decision record where the
     night is decided; each a fixed URL of the Nightshift view for the run (serialised for the UI)."""
