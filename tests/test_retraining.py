@@ -221,3 +221,42 @@ def test_dag_triggers_the_nightly_run_once_the_labels_are_there(tmp_path, airflo
     [(run_id, run_type, state, conf)] = _runs(tmp_path / "airflow", "nightshift_nightly")
     assert run_type == "operator_triggered" and state == "queued", (run_id, run_type, state)
     assert json.loads(conf) == {"source": "hdfs", "day": DAY, "retrain_for_version": "1"}
+
+
+@pytest.mark.e2e
+def test_dag_gives_up_with_an_alert_when_the_labels_do_not_come(tmp_path, airflow_env):
+    """The same DAG with a maximum wait of seconds (config/drift.yaml in a copied config dir) and
+    no labels: the sensor is rescheduled (its slot freed), then fails with the reason and a
+    ``labels_overdue`` alert; nothing is triggered."""
+    import shutil
+
+    from nightshift.alerts import read_alerts
+
+    data_root = tmp_path / "data"
+    env = airflow_env(tmp_path / "airflow", data_root)
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    drift = (config / "drift.yaml").read_text()
+    assert "labels_poke_interval_minutes: 30" in drift and "labels_max_wait_hours: 72" in drift
+    (config / "drift.yaml").write_text(drift.replace("labels_poke_interval_minutes: 30", "labels_poke_interval_minutes: 0.02")
+                                       .replace("labels_max_wait_hours: 72", "labels_max_wait_hours: 0.001"))
+    env["NIGHTSHIFT_CONFIG_DIR"] = str(config)
+
+    log_file = tmp_path / "logs" / "retraining.log"
+    log_file.parent.mkdir(parents=True)
+    with open(log_file, "w") as out:
+        proc = subprocess.run(["airflow", "dags", "test", "nightshift_retraining", "2026-11-10", "-c",
+                               json.dumps({"source": "hdfs", "day": DAY, "version": "1"})],
+                              env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+    text = log_file.read_text()
+    assert proc.returncode != 0, text[-4000:]
+    assert f"labels of hdfs {DAY}: no labels yet" in text and "up_for_reschedule" in text, text[-4000:]
+    states = _task_states(tmp_path / "airflow", "nightshift_retraining")
+    assert states["handle_request.wait_for_labels[0]"] == "failed", states
+    assert states["handle_request.trigger_nightly[0]"] == "upstream_failed", states
+    [alert] = read_alerts(data_root)
+    assert (alert["kind"], alert["source"], alert["day"]) == ("labels_overdue", "hdfs", DAY)
+    assert alert["message"].startswith(f"gave up on the retraining request for hdfs {DAY} (v1) after ")
+    assert f"labels_max_wait_hours in config/drift.yaml): labels of hdfs {DAY}: no labels yet" in alert["message"]
+    assert alert["message"] in text                          # the sensor's failure says the same
+    assert _runs(tmp_path / "airflow", "nightshift_nightly") == []
