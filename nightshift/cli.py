@@ -137,6 +137,33 @@ def _quick_local_spark() -> None:
                           "--conf spark.ui.enabled=false --master local[2] pyspark-shell")
 
 
+# what the JVM prints on every start that says nothing to the user: Spark's launcher adds the
+# incubating vector module to every JVM (JavaModuleOptions), and the JVM announces it on stderr
+_JVM_NOTICES = ("WARNING: Using incubator modules:",)
+
+
+def _start_jvm_without_notices() -> None:
+    """Start PySpark's JVM with its stderr passed on line by line, less :data:`_JVM_NOTICES`
+    (errors and everything else still reach the user's stderr as they come)."""
+    import subprocess
+    import threading
+
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    gateway = launch_gateway(popen_kwargs={"stderr": subprocess.PIPE})
+
+    def forward(stream) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            if not line.startswith(_JVM_NOTICES):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+    threading.Thread(target=forward, args=(gateway.proc.stderr,), name="jvm-stderr", daemon=True).start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nightshift", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     source = _load_source(args.source)
     _quick_local_spark()
+    _start_jvm_without_notices()
     spark = get_spark("nightshift-try-source")
     try:
         try_source(spark, source, args.log_file, args.output, args.show, day=args.day)

@@ -50,3 +50,23 @@ def test_the_command_line_starts_a_quick_quiet_local_spark_unless_told_otherwise
     monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master local[4] pyspark-shell")      # the user's own: kept
     cli._quick_local_spark()
     assert __import__("os").environ["PYSPARK_SUBMIT_ARGS"] == "--master local[4] pyspark-shell"
+
+
+def test_the_command_line_prints_the_result_and_no_spark_start_up_notices(tmp_path):
+    """What a user reads from ``nightshift try-source``: the result on stdout, nothing on stderr
+    (no log4j profile notice, no "Setting default log level", no hostname warning, no JVM
+    incubator-module notice)."""
+    import os
+    import subprocess
+    import sys
+
+    log_file = tmp_path / "sample.log"
+    log_file.write_text("\n".join(LINES) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_SUBMIT_ARGS"}
+    env.pop("SPARK_LOCAL_IP", None)        # the hostname warning must be kept out by the CLI itself
+    proc = subprocess.run([sys.executable, "-m", "nightshift.cli", "try-source", "hdfs", str(log_file), "--show", "2"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{log_file}: 4 lines, 3 parsed, 1 quarantined" in proc.stdout
+    assert "       2  QUARANTINED (format_mismatch: no whitespace after <Level>)" in proc.stdout
+    assert proc.stderr == ""
