@@ -8,6 +8,16 @@ arrive within the retraining DAG's maximum wait (``labels_overdue``); never for 
 logged at WARNING and said to be undelivered; a webhook that fails is logged at ERROR and does
 not fail the task that raised the alert (the night's own outcome stands).
 
+E-mail as well, when the Airflow connection ``nightshift_alerts_smtp`` exists (conn_type ``smtp``:
+host, port, login, password; extra ``to`` (comma-separated recipients, required), ``from_email``,
+and, as the smtp provider's connection form names them, ``disable_ssl`` (default false: SMTP over
+TLS, port 465), ``disable_tls`` (default false: STARTTLS on a plain connection), ``timeout``
+(seconds, default 10)), e.g.
+``AIRFLOW_CONN_NIGHTSHIFT_ALERTS_SMTP='{"conn_type": "smtp", "host": "smtp.example.org", "port": 587,
+"login": "nightshift", "password": "...", "extra": {"to": "oncall@example.org", "from_email":
+"nightshift@example.org", "disable_ssl": true}}'``. Like the webhook, a mail server that fails is
+logged at ERROR and does not fail the task.
+
 Every alert is also appended to the lake (``alerts/alerts.jsonl``), so the history can be read
 without the webhook's receiver.
 """
@@ -18,11 +28,15 @@ import datetime as dt
 import json
 import logging
 import os
+import smtplib
+import ssl
 import urllib.request
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 CONN_ID = "nightshift_alerts"
+SMTP_CONN_ID = "nightshift_alerts_smtp"
 KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch", "night_deadline", "labels_overdue")
 log = logging.getLogger("nightshift.alerts")
 
@@ -44,9 +58,57 @@ def webhook_url(conn_id: str = CONN_ID) -> str | None:
     return f"{scheme}://{host}{port}{path}" if host else None
 
 
+def smtp_connection(conn_id: str = SMTP_CONN_ID):
+    """The mail server's Airflow connection, or None when it is not defined."""
+    try:
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(conn_id)
+    except Exception:          # not defined (or no Airflow here)
+        return None
+
+
+def send_email(alert: dict[str, Any], conn) -> None:
+    """Mail one alert through the server of ``conn`` (an Airflow connection, see the module
+    docstring); raises ``OSError`` (``smtplib.SMTPException`` is one) or ``ValueError``.
+
+    The standard library's smtplib, not the smtp provider's ``SmtpHook`` (installed with Airflow
+    3.3): the hook retries 5 times with a 30 s timeout per attempt by default, which an alert
+    raised inside a nightly task must not sit through, and it cannot run where no Airflow task
+    runs (the CLI). Its connection fields and extra names are kept, so its connection form fits."""
+    extra = conn.extra_dejson or {}
+    recipients = [a.strip() for a in str(extra.get("to") or "").split(",") if a.strip()]
+    if not recipients:
+        raise ValueError(f"connection {SMTP_CONN_ID!r} has no recipients (extra 'to')")
+    if not conn.host:
+        raise ValueError(f"connection {SMTP_CONN_ID!r} has no host")
+    mail = EmailMessage()
+    mail["Subject"] = f"[nightshift] {alert['kind']}: {alert['source']} {alert['day']}"
+    mail["From"] = extra.get("from_email") or conn.login or "nightshift@localhost"
+    mail["To"] = ", ".join(recipients)
+    mail.set_content(f"{alert['message']}\n\n{json.dumps(alert, indent=2, default=str)}\n")
+    timeout = float(extra.get("timeout") or 10)
+    context = ssl.create_default_context()
+    if not _flag(extra.get("disable_ssl")):
+        client: smtplib.SMTP = smtplib.SMTP_SSL(conn.host, conn.port or 465, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(conn.host, conn.port or 587, timeout=timeout)
+    with client:
+        if _flag(extra.get("disable_ssl")) and not _flag(extra.get("disable_tls")):
+            client.starttls(context=context)
+        if conn.login:
+            client.login(conn.login, conn.password or "")
+        client.send_message(mail)
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "1", "yes")
+
+
 def send_alert(kind: str, source: str, day: str, message: str, details: dict[str, Any] | None = None,
                url: str | None = None, data_root: Path | None = None) -> dict[str, Any]:
-    """Record and deliver one alert; returns it with ``delivered`` (True, False, or None: no webhook)."""
+    """Record and deliver one alert; returns it with ``delivered`` (True, False, or None: no webhook)
+    and ``emailed`` (the same for the ``nightshift_alerts_smtp`` mail server)."""
     if kind not in KINDS:
         raise ValueError(f"unknown alert kind {kind!r}; known: {KINDS}")
     alert = {"kind": kind, "source": source, "day": day, "message": message, "details": details or {},
@@ -67,6 +129,16 @@ def send_alert(kind: str, source: str, day: str, message: str, details: dict[str
             log.error("ALERT (%s) %s %s could not be delivered to the webhook: %s", kind, source, day, exc)
         if alert["delivered"]:
             log.warning("ALERT (%s, delivered) %s %s: %s", kind, source, day, message)
+    conn, emailed = smtp_connection(), None
+    if conn is not None:
+        try:
+            send_email(alert, conn)
+            emailed = True
+            log.warning("ALERT (%s, e-mailed) %s %s: %s", kind, source, day, message)
+        except (OSError, ValueError) as exc:
+            emailed = False
+            log.error("ALERT (%s) %s %s could not be e-mailed through '%s': %s", kind, source, day, SMTP_CONN_ID, exc)
+    alert["emailed"] = emailed
     _append(data_root, alert)
     return alert
 

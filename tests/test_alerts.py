@@ -98,3 +98,113 @@ def test_alerts_raised_at_once_by_several_processes_are_all_kept_whole(tmp_path)
         assert p.exitcode == 0
     messages = sorted(a["message"].split(" x")[0] for a in read_alerts(tmp_path))
     assert messages == sorted(f"worker {w} alert {i}" for w in range(4) for i in range(50))
+
+
+@pytest.fixture
+def smtp_sink():
+    """A minimal SMTP server on 127.0.0.1 (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT) recording
+    each message it accepts: ``(port, messages)``, a message being its envelope, login and content."""
+    import base64
+    import socketserver
+    import threading
+
+    messages: list[dict] = []
+
+    class Handler(socketserver.StreamRequestHandler):
+        def reply(self, line: str) -> None:
+            self.wfile.write(line.encode() + b"\r\n")
+
+        def handle(self):
+            envelope = {"from": None, "to": [], "login": None, "data": None}
+            self.reply("220 sink ESMTP")
+            while line := self.rfile.readline():
+                command = line.decode().rstrip("\r\n")
+                verb = command.split(" ", 1)[0].upper()
+                if verb == "EHLO":
+                    self.reply("250-sink")
+                    self.reply("250 AUTH PLAIN")
+                elif verb == "AUTH":
+                    _, user, password = base64.b64decode(command.split()[2]).decode().split("\0")
+                    envelope["login"] = (user, password)
+                    self.reply("235 ok")
+                elif verb == "MAIL":
+                    envelope["from"] = command.split(":", 1)[1].strip().strip("<>").split(">")[0]
+                    self.reply("250 ok")
+                elif verb == "RCPT":
+                    envelope["to"].append(command.split(":", 1)[1].strip().strip("<>"))
+                    self.reply("250 ok")
+                elif verb == "DATA":
+                    self.reply("354 go on")
+                    body = []
+                    while (data := self.rfile.readline()) not in (b".\r\n", b""):
+                        body.append(data)
+                    envelope["data"] = b"".join(body).decode()
+                    messages.append(dict(envelope))
+                    self.reply("250 queued")
+                elif verb == "QUIT":
+                    self.reply("221 bye")
+                    return
+                else:
+                    self.reply("502 not implemented")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], messages
+    server.shutdown()
+    server.server_close()
+
+
+def _smtp_connection(monkeypatch, port: int, **extra) -> None:
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_ALERTS_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port, "login": "nightshift", "password": "s3cret-pass",
+        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 5, **extra}}))
+
+
+def test_an_alert_is_e_mailed_through_the_smtp_connection(tmp_path, monkeypatch, smtp_sink):
+    from email import message_from_string
+
+    port, messages = smtp_sink
+    _smtp_connection(monkeypatch, port, to="oncall@example.org, ml@example.org", from_email="nightshift@example.org")
+    alert = send_alert("labels_overdue", "hdfs", "2026-11-04", "no labels after 72 h", {"version": "2"},
+                       url=None, data_root=tmp_path)
+    assert alert["emailed"] is True and alert["delivered"] is None        # mailed; no webhook here
+    [mail] = messages
+    assert mail["login"] == ("nightshift", "s3cret-pass")
+    assert (mail["from"], mail["to"]) == ("nightshift@example.org", ["oncall@example.org", "ml@example.org"])
+    parsed = message_from_string(mail["data"])
+    assert parsed["Subject"] == "[nightshift] labels_overdue: hdfs 2026-11-04"
+    assert parsed["To"] == "oncall@example.org, ml@example.org"
+    body = parsed.get_payload().replace("\r\n", "\n")          # SMTP lines end in CRLF
+    assert body.startswith("no labels after 72 h\n") and '"version": "2"' in body
+    assert [a["emailed"] for a in read_alerts(tmp_path)] == [True]
+
+
+def test_a_mail_server_that_fails_does_not_fail_the_alert(tmp_path, monkeypatch, smtp_sink):
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append
+    logger = logging.getLogger("nightshift.alerts")
+    monkeypatch.setattr(logger, "disabled", False)
+    logger.addHandler(handler)
+    port, messages = smtp_sink
+    try:
+        _smtp_connection(monkeypatch, free_port(), to="oncall@example.org")          # nobody listens
+        refused = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
+        _smtp_connection(monkeypatch, port)                                           # no recipients
+        no_recipients = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
+        # SMTP over TLS (the default) against a plain server: the handshake fails
+        _smtp_connection(monkeypatch, port, to="oncall@example.org", disable_ssl=False)
+        no_tls = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
+    finally:
+        logger.removeHandler(handler)
+    assert [refused["emailed"], no_recipients["emailed"], no_tls["emailed"]] == [False, False, False]
+    assert messages == []
+    logged = [r.getMessage() for r in records]
+    assert len(logged) == 3 and all("could not be e-mailed through 'nightshift_alerts_smtp'" in m for m in logged), logged
+    assert "has no recipients (extra 'to')" in logged[1]
+    assert [a["emailed"] for a in read_alerts(tmp_path)] == [False, False, False]
