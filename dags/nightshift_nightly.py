@@ -130,7 +130,10 @@ def nightshift_nightly():
             from nightshift.monitoring import stale_retraining_request
 
             ctx = TaskContext.load()
-            stale = stale_retraining_request(ctx.settings, ctx.model_name(params["source"]), params["retrain_for_version"])
+            version = params["retrain_for_version"]
+            # asked by the scoring DAG's champion watch or by nightshift_retraining (suspect predictions)
+            stale = stale_retraining_request(ctx.settings, ctx.model_name(params["source"]), version,
+                                             asked=f"this run was asked to retrain while v{version} was champion")
             if stale:
                 raise AirflowSkipException(stale)
         if params.get("day"):
