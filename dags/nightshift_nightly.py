@@ -319,9 +319,12 @@ def _require_passed(source: str, day: str, suite: str) -> dict:
     from nightshift.validation import ValidationFailed, require_passed
 
     try:
-        return require_passed(TaskContext.load().lake, source, day, suite)
+        report = require_passed(TaskContext.load().lake, source, day, suite)
     except ValidationFailed as exc:
         raise AirflowFailException(str(exc)) from None
+    for warning in report.get("warnings") or []:    # e.g. a template's share out of its learned bounds
+        print(f"validation warning: {warning}")
+    return report
 
 
 def _with_night_links(dag):

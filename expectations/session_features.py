@@ -13,7 +13,7 @@ FEATURE_SCHEMA = [
 def build_expectations(bounds: dict) -> dict:
     import great_expectations.expectations as gxe
 
-    from nightshift.validation import learned_volume_expectations
+    from nightshift.validation import learned_template_share_expectations, learned_volume_expectations
 
     return {
         "sessions": [
@@ -28,6 +28,8 @@ def build_expectations(bounds: dict) -> dict:
             gxe.ExpectColumnValuesToBeBetween(column="duration_s", min_value=0),
             gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0, 1]),
         ],
+        # only validated when bounds were learned (the batch exists then): warnings, see the function
+        "template_shares": learned_template_share_expectations(gxe, bounds),
         "labels": [
             gxe.ExpectColumnMaxToBeBetween(
                 column="label_rate",

@@ -87,6 +87,7 @@ class DriftThresholds:
     flag_rate_abs_change_max: float = 0.05   # ... and tonight's minus it (both must be exceeded)
     bounds_k_mad: float = 5.0          # learned validation bounds: median +- k MAD of the recent validated days' volume,
     bounds_min_relative: float = 0.5   # ... widened to at least +-this share of the median (volumes vary little day to day)
+    template_share_top: int = 5        # learned template-share bounds for the recent days' most frequent templates (0: none)
 
 
 def load_thresholds(config_dir: Path, source: str) -> DriftThresholds:
@@ -344,6 +345,45 @@ def prediction_drift(lake, source: str, day: str, champion_version, flag_rate: f
 
 # what the learned bounds bound, per validation suite: (report, key) of the recent validated days
 LEARNED_VOLUME = {"parsed_lines": ("ingest", "parsed_lines"), "session_features": ("features", "sessions")}
+
+
+def learned_template_share_bounds(lake, source: str, day: str, thresholds: DriftThresholds) -> list[dict[str, Any]] | None:
+    """Line-share bounds for the ``template_share_top`` templates with the largest median share of
+    lines over the recent validated days (their profiles): ``median +- k MAD`` of each one's daily
+    share, widened to at least ``+-bounds_min_relative`` of the median, within [0, 1]; a template
+    absent from a day counts as share 0 there. None until there are 3 such days."""
+    if thresholds.template_share_top <= 0:
+        return None
+    days = recent_validated_days(lake, source, day, thresholds.window_days)
+    shares_by_day, used_days = [], []
+    for d in days:
+        profile = profile_of(lake, source, d) or {}
+        total = float(profile.get("lines") or 0)
+        if total > 0:
+            shares_by_day.append({str(k): float(v) / total for k, v in (profile.get("templates") or {}).items()})
+            used_days.append(d)
+    if len(shares_by_day) < 3:
+        return None
+    medians = {k: statistics.median(s.get(k, 0.0) for s in shares_by_day) for s0 in shares_by_day for k in s0}
+    top = sorted(medians, key=lambda k: (-medians[k], k))[:thresholds.template_share_top]
+    out = []
+    for template in top:
+        values = [s.get(template, 0.0) for s in shares_by_day]
+        low, high = robust_bounds(values, thresholds.bounds_k_mad)
+        med = medians[template]
+        low = max(0.0, min(low, med * (1 - thresholds.bounds_min_relative)))
+        high = min(1.0, max(high, med * (1 + thresholds.bounds_min_relative)))
+        out.append({"template_id": template, "min": math.floor(low * 1e4) / 1e4, "max": math.ceil(high * 1e4) / 1e4,
+                    "median": round(med, 4), "days": used_days, "k_mad": thresholds.bounds_k_mad})
+    return out
+
+
+def template_shares(profile: dict[str, Any] | None, template_ids: list[str]) -> dict[str, float]:
+    """The share of a profile's lines each of ``template_ids`` has (0 for an absent one)."""
+    profile = profile or {}
+    total = float(profile.get("lines") or 0)
+    counts = {str(k): float(v) for k, v in (profile.get("templates") or {}).items()}
+    return {t: (counts.get(t, 0.0) / total if total else 0.0) for t in template_ids}
 
 
 def learned_volume_bounds(lake, source: str, day: str, suite: str, thresholds: DriftThresholds) -> dict[str, Any] | None:

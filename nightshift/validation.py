@@ -93,6 +93,30 @@ def learned_volume_expectations(gxe, bounds: dict) -> list:
         meta={"learned_from": learned["days"], "median": learned["median"], "k_mad": learned["k_mad"]})]
 
 
+def learned_template_share_expectations(gxe, bounds: dict) -> list:
+    """Each of the most frequent templates' share of tonight's lines within the bounds learned from
+    the recent validated days (``nightshift.drift.learned_template_share_bounds``, passed in
+    ``bounds["learned_template_shares"]``), one column ``share_t<id>`` each of the
+    ``template_shares`` batch (:func:`template_share_batch`), history in ``meta``, severity
+    *warning*: a share out of its bounds is reported (validation report, Data Docs), and the day
+    stays usable; the drift check (``nightshift.drift``) decides the alert."""
+    return [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=f"share_t{b['template_id']}", min_value=float(b["min"]), max_value=float(b["max"]),
+            severity="warning",
+            meta={"learned_from": b["days"], "median": b["median"], "k_mad": b["k_mad"], "template_id": b["template_id"]})
+        for b in bounds.get("learned_template_shares") or []
+    ]
+
+
+def template_share_batch(spark: "SparkSession", lake, source_name: str, day: str, learned: list[dict]) -> "DataFrame":
+    """One row: tonight's share of lines (from the day's profile) of each template in ``learned``."""
+    from nightshift.drift import profile_of, template_shares
+
+    shares = template_shares(profile_of(lake, source_name, day), [b["template_id"] for b in learned])
+    return spark.createDataFrame([{f"share_t{t}": float(v) for t, v in shares.items()}])
+
+
 def describe_failure(result: Any) -> str:
     """One readable line for a failed expectation result."""
     cfg = result.expectation_config
@@ -128,14 +152,25 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
         # volume bounds learned from the recent validated days (GX shows them in the Data Docs)
         from nightshift.drift import learned_volume_bounds, load_thresholds
 
-        learned = learned_volume_bounds(lake, source.name, day, suite, load_thresholds(settings.config_dir, source.name))
+        thresholds = load_thresholds(settings.config_dir, source.name)
+        learned = learned_volume_bounds(lake, source.name, day, suite, thresholds)
         if learned:
             bounds["learned_volume"] = learned
+    if suite == "session_features":
+        # the most frequent templates' line shares, against the same history (warnings: a changed
+        # distribution is drift, which alerts; it does not make the data unusable)
+        from nightshift.drift import learned_template_share_bounds
+
+        shares = learned_template_share_bounds(lake, source.name, day, thresholds)
+        if shares:
+            bounds["learned_template_shares"] = shares
     expectations = module.build_expectations(bounds)
     lake.recover(source.name, day)      # finish an interrupted commit of the day first
     # taken before the data is read: if it is replaced meanwhile, the report is stale, never wrong
     fingerprint = data_fingerprint(lake, source.name, day, suite)
     batches = suite_batches(spark, lake, source.name, day, suite)
+    if bounds.get("learned_template_shares"):
+        batches["template_shares"] = template_share_batch(spark, lake, source.name, day, bounds["learned_template_shares"])
 
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -145,6 +180,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_or_update_spark(name="spark")
     failures: list[str] = []
+    warnings: list[str] = []    # failed expectations of severity "warning": reported, the day stays usable
     checked: dict[str, dict] = {}
     pages: dict[str, str] = {}
     if suite == "parsed_lines":
@@ -175,7 +211,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
         # the run name ties a Data Docs result to its day (GX's default is "__none__")
         result = checkpoint.run(batch_parameters={"dataframe": frame},
                                 run_id=RunIdentifier(run_name=f"{source.name} {day} {suite}.{batch_name}"))
-        batch_failures = []
+        batch_failures, batch_warnings = [], []
         evaluated = 0
         for identifier in result.run_results:       # the exact Data Docs page of this result
             urls = context.get_docs_sites_urls(resource_identifier=identifier)
@@ -185,9 +221,14 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
             for expectation_result in run_result.results:
                 evaluated += 1
                 if not expectation_result.success:
-                    batch_failures.append(f"{batch_name}: {describe_failure(expectation_result)}")
+                    severity = getattr(expectation_result.expectation_config, "severity", None)
+                    target = batch_warnings if str(getattr(severity, "value", severity)) == "warning" else batch_failures
+                    target.append(f"{batch_name}: {describe_failure(expectation_result)}")
         checked[batch_name] = {"expectations": evaluated, "failed": len(batch_failures)}
+        if batch_warnings:
+            checked[batch_name]["warnings"] = len(batch_warnings)
         failures.extend(batch_failures)
+        warnings.extend(batch_warnings)
 
     docs = context.get_docs_sites_urls()
     if docs:    # GX's pages load their scripts from CDNs: point them at vendored copies (offline viewing)
@@ -205,6 +246,7 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
         "suite": suite,
         "success": not failures,
         "failures": failures,
+        "warnings": warnings,
         "batches": checked,
         "data_fingerprint": fingerprint,
         "data_docs": docs[0]["site_url"] if docs else None,
@@ -213,6 +255,8 @@ def run_validation(spark: "SparkSession", settings, lake, source, day: str, suit
     lake.write_report(source.name, day, f"validation_{suite}", report)
     if failures:
         log.error("validation %s failed for %s %s:\n  %s", suite, source.name, day, "\n  ".join(failures))
+    if warnings:
+        log.warning("validation %s warnings for %s %s:\n  %s", suite, source.name, day, "\n  ".join(warnings))
     else:
         log.info("validation %s passed for %s %s (%s)", suite, source.name, day, json.dumps(checked))
     return report

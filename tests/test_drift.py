@@ -211,3 +211,28 @@ def test_the_drift_table_is_rebuilt_under_the_source_s_lock(tmp_path):
     assert list(pd.read_parquet(table)["day"]) == ["2026-11-01", "2026-11-02"]
     write_drift_table(settings, lake, "hdfs")  # idempotent
     assert list(pd.read_parquet(table)["day"]) == ["2026-11-01", "2026-11-02"]
+
+
+def test_learned_template_share_bounds_for_the_most_frequent_templates(tmp_path):
+    from nightshift.drift import learned_template_share_bounds, template_shares
+
+    lake = Lake(tmp_path)
+    days = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+    shares = [(0.50, 0.30), (0.40, 0.30), (0.60, 0.30)]      # template 1 varies, template 2 does not
+    for d, (a, b) in zip(days, shares):
+        lake.write_report("hdfs", d, "features", {"profile": _profile(
+            {"1": int(1000 * a), "2": int(1000 * b), "3": 1000 - int(1000 * a) - int(1000 * b)})})
+        for s in ("parsed_lines", "session_features"):
+            lake.write_report("hdfs", d, f"validation_{s}", {"success": True})
+    assert learned_template_share_bounds(lake, "hdfs", days[2], DriftThresholds()) is None   # 2 days: no bounds yet
+    bounds = learned_template_share_bounds(lake, "hdfs", days[3], DriftThresholds(template_share_top=2))
+    assert [b["template_id"] for b in bounds] == ["1", "2"]      # the two largest median shares
+    one, two = bounds
+    # template 1: median 0.5, MAD 0.1 x 1.4826, k = 5: [0.5 - 0.7413, 0.5 + 0.7413] within [0, 1],
+    # wider than +-50% of the median
+    assert (one["min"], one["max"], one["median"]) == (0.0, 1.0, 0.5)
+    # template 2: MAD 0, so +-50% of the median 0.3
+    assert (two["min"], two["max"], two["median"]) == (0.15, 0.45, 0.3)
+    assert one["days"] == days[:3]
+    assert learned_template_share_bounds(lake, "hdfs", days[3], DriftThresholds(template_share_top=0)) is None
+    assert template_shares({"lines": 200, "templates": {"1": 50}}, ["1", "7"]) == {"1": 0.25, "7": 0.0}

@@ -107,3 +107,33 @@ def test_learned_volume_bounds_fail_a_90_percent_drop_that_fixed_bounds_pass(spa
     for d in history:
         lake.write_report("hdfs", d, "validation_parsed_lines", {"success": False})
     assert run_validation(spark, settings, lake, hdfs_source, DAY, "parsed_lines")["success"] is True
+
+
+def test_learned_template_shares_warn_when_the_most_frequent_templates_move(spark, lake, hdfs_source, settings):
+    """Three validated days where two templates share the lines half and half, then a day made of
+    one of them: both shares are out of the bounds learned from the history (median +- k MAD, at
+    least +-50%): two warnings, with where the bounds came from, and the day stays usable."""
+    from nightshift.features import run_features
+
+    write_raw(lake, DAY, "a.log", b"\n".join(LINE % i for i in range(50)) + b"\n")
+    run_ingest(spark, lake, hdfs_source, DAY)
+    tonight = run_features(spark, lake, "hdfs", DAY)["profile"]
+    [(template, lines)] = tonight["templates"].items()
+    assert lines == 50
+    history = ["2026-10-29", "2026-10-30", "2026-10-31"]
+    for d, n in zip(history, (50, 52, 49)):
+        lake.write_report("hdfs", d, "features", {"sessions": n, "profile": {
+            "lines": 2 * n, "sessions": n, "templates": {template: n, "999": n}}})
+        for suite in ("parsed_lines", "session_features"):
+            lake.write_report("hdfs", d, f"validation_{suite}", {"success": True})
+    report = run_validation(spark, settings, lake, hdfs_source, DAY, "session_features")
+    assert report["success"] is True and report["failures"] == []
+    assert sorted(report["warnings"]) == sorted(
+        f"template_shares: expect_column_values_to_be_between(share_t{t}: max_value=0.75, min_value=0.25) "
+        "observed 100.00% unexpected (1 rows) (bounds learned from 3 recent validated days, median 0.5)"
+        for t in (template, "999")), report["warnings"]
+    assert report["batches"]["template_shares"] == {"expectations": 2, "failed": 0, "warnings": 2}
+    # a day like the history passes without a warning
+    lake.write_report("hdfs", DAY, "features", {**lake.read_report("hdfs", DAY, "features"), "profile": {
+        **tonight, "lines": 100, "templates": {template: 52, "999": 48}}})
+    assert run_validation(spark, settings, lake, hdfs_source, DAY, "session_features")["warnings"] == []
