@@ -16,25 +16,29 @@ def test_an_alert_reaches_the_webhook_and_the_lake(tmp_path, webhook_sink):
     assert read_alerts(tmp_path) == [alert]
 
 
-def test_without_a_webhook_or_with_a_dead_one_the_alert_is_logged_and_kept(tmp_path, monkeypatch):
+@pytest.fixture
+def alert_log(monkeypatch):
+    """The WARNING-and-above records of ``nightshift.alerts``, caught by a handler of our own on
+    that logger: Airflow's logging setup (imported by other tests of the same worker) decides where
+    records go otherwise."""
     import logging
 
-    assert webhook_url() is None        # no nightshift_alerts connection here
-    # a handler of our own on the module's logger: Airflow's logging setup (imported by other tests
-    # of the same worker) decides where records go otherwise
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
     logger = logging.getLogger("nightshift.alerts")
     monkeypatch.setattr(logger, "disabled", False)
     logger.addHandler(handler)
-    try:
-        quiet = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
-        dead = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed",
-                          url=f"http://127.0.0.1:{free_port()}/hook", data_root=tmp_path)
-    finally:
-        logger.removeHandler(handler)
-    logged = [(r.levelname, r.getMessage()) for r in records]
+    yield records
+    logger.removeHandler(handler)
+
+
+def test_without_a_webhook_or_with_a_dead_one_the_alert_is_logged_and_kept(tmp_path, alert_log):
+    assert webhook_url() is None        # no nightshift_alerts connection here
+    quiet = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
+    dead = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed",
+                      url=f"http://127.0.0.1:{free_port()}/hook", data_root=tmp_path)
+    logged = [(r.levelname, r.getMessage()) for r in alert_log]
     assert quiet["delivered"] is None and any(lvl == "WARNING" and "not delivered" in m for lvl, m in logged), logged
     assert dead["delivered"] is False and any(lvl == "ERROR" and "could not be delivered" in m for lvl, m in logged), logged
     assert [a["delivered"] for a in read_alerts(tmp_path)] == [None, False]
@@ -182,29 +186,18 @@ def test_an_alert_is_e_mailed_through_the_smtp_connection(tmp_path, monkeypatch,
     assert [a["emailed"] for a in read_alerts(tmp_path)] == [True]
 
 
-def test_a_mail_server_that_fails_does_not_fail_the_alert(tmp_path, monkeypatch, smtp_sink):
-    import logging
-
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.ERROR)
-    handler.emit = records.append
-    logger = logging.getLogger("nightshift.alerts")
-    monkeypatch.setattr(logger, "disabled", False)
-    logger.addHandler(handler)
+def test_a_mail_server_that_fails_does_not_fail_the_alert(tmp_path, monkeypatch, smtp_sink, alert_log):
     port, messages = smtp_sink
-    try:
-        _smtp_connection(monkeypatch, free_port(), to="oncall@example.org")          # nobody listens
-        refused = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
-        _smtp_connection(monkeypatch, port)                                           # no recipients
-        no_recipients = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
-        # SMTP over TLS (the default) against a plain server: the handshake fails
-        _smtp_connection(monkeypatch, port, to="oncall@example.org", disable_ssl=False)
-        no_tls = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
-    finally:
-        logger.removeHandler(handler)
+    _smtp_connection(monkeypatch, free_port(), to="oncall@example.org")          # nobody listens
+    refused = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
+    _smtp_connection(monkeypatch, port)                                           # no recipients
+    no_recipients = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
+    # SMTP over TLS (the default) against a plain server: the handshake fails
+    _smtp_connection(monkeypatch, port, to="oncall@example.org", disable_ssl=False)
+    no_tls = send_alert("failed_night", "hdfs", "2026-11-06", "validation failed", data_root=tmp_path)
     assert [refused["emailed"], no_recipients["emailed"], no_tls["emailed"]] == [False, False, False]
     assert messages == []
-    logged = [r.getMessage() for r in records]
+    logged = [r.getMessage() for r in alert_log if r.levelname == "ERROR"]
     assert len(logged) == 3 and all("could not be e-mailed through 'nightshift_alerts_smtp'" in m for m in logged), logged
     assert "has no recipients (extra 'to')" in logged[1]
     assert [a["emailed"] for a in read_alerts(tmp_path)] == [False, False, False]
