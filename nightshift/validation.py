@@ -124,7 +124,9 @@ def describe_failure(result: Any) -> str:
     column = kwargs.pop("column", None)
     observed = (result.result or {}).get("observed_value")
     details = result.result or {}
-    if observed is None and "unexpected_percent" in details:
+    if observed is None and details.get("element_count") == 1 and len(details.get("partial_unexpected_list") or []) == 1:
+        observed = details["partial_unexpected_list"][0]    # a one-row batch (e.g. template shares): its value
+    elif observed is None and "unexpected_percent" in details:
         observed = f"{details['unexpected_percent']:.2f}% unexpected ({details.get('unexpected_count')} rows)"
     exc = (result.exception_info or {}).get("exception_message") if isinstance(result.exception_info, dict) else None
     target = f"{column}: " if column else ""
