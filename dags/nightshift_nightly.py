@@ -34,6 +34,7 @@ from airflow.sdk import (AsyncCallback, CronDataIntervalTimetable, DeadlineAlert
 from airflow.sdk.exceptions import AirflowFailException
 
 from nightshift.assets import VALIDATED_FEATURES
+from nightshift.dag_params import day_param, source_param
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -97,11 +98,8 @@ def _night_deadline():
     tags=["nightshift"],
     default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
-        "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
-                        description="Name of a source declared in sources/<name>.yaml"),
-        # a text field (a "date" format would give a locale-dependent mm/dd/yyyy picker)
-        "day": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="Day to process",
-                     description="YYYY-MM-DD; empty = the run's data interval start"),
+        "source": source_param(),
+        "day": day_param("Day to process", "YYYY-MM-DD; empty = the run's data interval start"),
         # one switch for how the decision is applied ("config" = what config/promotion.yaml says)
         "mode": Param("config", type="string", enum=list(PROMOTION_MODES), title="Promotion mode",
                       values_display=PROMOTION_MODES,

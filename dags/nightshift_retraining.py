@@ -33,9 +33,10 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import dag, task, task_group
 
 from nightshift.assets import RETRAINING_REQUESTED
+from nightshift.dag_params import day_param, source_param, version_param
 from nightshift.retraining import NIGHTLY_DAG_ID, load_label_wait
 
 # the sensor's schedule is part of the DAG's definition, so config/drift.yaml is read at parse time
@@ -55,13 +56,11 @@ PYTHON_TASK_TIMEOUT = timedelta(minutes=10)
     tags=["nightshift"],
     default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
-        "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
-                        description="Name of a source declared in sources/<name>.yaml (used with 'day')"),
-        "day": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="Day to retrain for",
-                     description="YYYY-MM-DD; empty = the requests of the triggering asset events"),
-        "version": Param(None, type=["null", "string"], pattern="^[0-9]+$", title="Suspect champion version",
-                         description="The version whose predictions were suspect: nothing is retrained once "
-                                     "another version is champion. Empty = no such check"),
+        "source": source_param("Name of a source declared in sources/<name>.yaml (used with 'day')"),
+        "day": day_param("Day to retrain for", "YYYY-MM-DD; empty = the requests of the triggering asset events"),
+        "version": version_param("Suspect champion version",
+                                 "The version whose predictions were suspect: nothing is retrained once "
+                                 "another version is champion. Empty = no such check"),
     },
 )
 def nightshift_retraining():

@@ -17,6 +17,8 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from nightshift.dag_params import source_param, version_param
+
 
 @dag(
     dag_id="nightshift_rollback",
@@ -30,9 +32,8 @@ from airflow.sdk.exceptions import AirflowFailException
     # a registry alias move: minutes at most; a hung task must not block the next rollback
     default_args={"execution_timeout": timedelta(minutes=10)},
     params={
-        "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source"),
-        "to_version": Param(None, type=["null", "string"], pattern="^[0-9]+$", title="Version",
-                            description="empty = the 'previous' alias"),
+        "source": source_param(),
+        "to_version": version_param("Version", "empty = the 'previous' alias"),
         "force": Param(False, type="boolean", title="Force",
                        description="allow a version that never passed the promotion gate"),
         "reason": Param("", type="string", minLength=3, title="Reason", description="recorded in the promotion log"),

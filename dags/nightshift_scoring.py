@@ -41,9 +41,10 @@ from pathlib import Path
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from nightshift.assets import RETRAINING_REQUESTED, VALIDATED_FEATURES
+from nightshift.dag_params import day_param, source_param
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -64,10 +65,8 @@ SPARK_JOB_TIMEOUT = timedelta(hours=1)
     tags=["nightshift"],
     default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
-        "source": Param("hdfs", type="string", pattern="^[a-z][a-z0-9_]*$", title="Log source",
-                        description="Name of a source declared in sources/<name>.yaml (used with 'day')"),
-        "day": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="Day to score",
-                     description="YYYY-MM-DD; empty = the days announced by the triggering asset events"),
+        "source": source_param("Name of a source declared in sources/<name>.yaml (used with 'day')"),
+        "day": day_param("Day to score", "YYYY-MM-DD; empty = the days announced by the triggering asset events"),
     },
 )
 def nightshift_scoring():

@@ -33,12 +33,13 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from nightshift.dag_params import SOURCE_PATTERN, VERSION_PATTERN
 from nightshift.lake import Lake, check_day, report_mtime
 
 NIGHTLY_DAG_ID = "nightshift_nightly"
 STALE, SATISFIED, NEEDED = "stale", "satisfied", "needed"
-_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_VERSION = re.compile(r"^[0-9]+$")
+_SOURCE_NAME = re.compile(SOURCE_PATTERN)
+_VERSION = re.compile(VERSION_PATTERN)
 
 
 @dataclass(frozen=True)
