@@ -132,9 +132,9 @@ def waiting_for(settings, lake: Lake, source: str, day: str, nights_in_progress:
     """Why a request for ``day`` cannot be decided yet, or None when it can: the day is labelled
     the way training decides it (``nightshift.training``'s check, reused), and no nightly run is
     queued or running (``nights_in_progress``, counted by the caller)."""
-    from nightshift.training import _labels_problem
+    from nightshift.training import labels_problem
 
-    problem = _labels_problem(lake, source, day, settings)
+    problem = labels_problem(lake, source, day, settings)
     if problem:
         return f"labels of {source} {day}: {problem}"
     if nights_in_progress:

@@ -118,9 +118,9 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
                 problems.append(f"{suite} failed validation")
             elif report.get("data_fingerprint") != data_fingerprint(lake, source, d, suite):
                 problems.append(f"{suite} validated an older version of the data (re-validate)")
-        labels_problem = _labels_problem(lake, source, d) if labelled else None
-        if labels_problem:
-            problems.append(labels_problem)
+        missing_labels = labels_problem(lake, source, d) if labelled else None
+        if missing_labels:
+            problems.append(missing_labels)
         if problems:
             excluded[d] = "; ".join(problems)
         else:
@@ -138,8 +138,8 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
                         labelled)
 
 
-def _labels_problem(lake: Lake, source: str, day: str, settings=None) -> str | None:
-    """Why a day has no usable labels, or ``None`` when it has: a labels file that passed the
+def labels_problem(lake: Lake, source: str, day: str, settings=None) -> str | None:
+    """Why a day has no usable labels (for training and for ``nightshift.retraining``'s wait), or ``None`` when it has: a labels file that passed the
     ``labels`` suite (``nightshift.labels.validated_labels``), or labels carried by the lines."""
     from nightshift.labels import LabelsRejected, validated_labels
 
@@ -155,7 +155,7 @@ def _labels_problem(lake: Lake, source: str, day: str, settings=None) -> str | N
 
 def _has_labels(lake: Lake, source: str, day: str) -> bool:
     """A day is labelled once a valid labels file has arrived, or when its lines carry labels."""
-    return _labels_problem(lake, source, day) is None
+    return labels_problem(lake, source, day) is None
 
 
 def load_labelled_sessions(lake: Lake, source: str, days: list[str] | tuple[str, ...], settings=None):

@@ -173,12 +173,12 @@ def test_gx_labels_suite_fails_a_bad_file_and_training_excludes_the_day(lake, mo
 
 
 def test_inline_labels_need_no_file(lake):
-    from nightshift.training import _labels_problem, load_labelled_sessions
+    from nightshift.training import labels_problem, load_labelled_sessions
 
     _features(lake, DAY, 10, source="bgl", label=1.0)
     lake.write_report("bgl", DAY, "features", {"labelled_sessions": 10})
     assert L.validated_labels(None, lake, "bgl", DAY) is None
-    assert _labels_problem(lake, "bgl", DAY) is None
+    assert labels_problem(lake, "bgl", DAY) is None
     assert len(load_labelled_sessions(lake, "bgl", [DAY])) == 10
 
 
