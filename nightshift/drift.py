@@ -364,7 +364,8 @@ def learned_template_share_bounds(lake, source: str, day: str, thresholds: Drift
             used_days.append(d)
     if len(shares_by_day) < 3:
         return None
-    medians = {k: statistics.median(s.get(k, 0.0) for s in shares_by_day) for s0 in shares_by_day for k in s0}
+    templates = set().union(*shares_by_day)
+    medians = {k: statistics.median(s.get(k, 0.0) for s in shares_by_day) for k in templates}
     top = sorted(medians, key=lambda k: (-medians[k], k))[:thresholds.template_share_top]
     out = []
     for template in top:
