@@ -130,7 +130,7 @@ def _quick_local_spark() -> None:
     from nightshift.jvm_archive import with_archive
     from nightshift.settings import PROJECT_ROOT
 
-    with_archive(os.environ)    # the virtualenv's class archive, when built (make venv): ~2.5 s less start-up
+    with_archive(os.environ)    # the virtualenv's class archive, when built (make venv; bench/README.md)
     log4j = (PROJECT_ROOT / "nightshift" / "static" / "log4j2-cli.properties").as_uri()
     os.environ.setdefault("PYSPARK_SUBMIT_ARGS",
                           f"--driver-java-options '{CLI_JVM_OPTS} -Dlog4j2.configurationFile={log4j}' "

@@ -5,8 +5,9 @@ test's SparkSession) starts a JVM that loads and verifies some 10,000 classes of
 Scala and Janino before doing any work. The JDK's application class-data sharing (AppCDS, JDK 13+:
 ``-XX:ArchiveClassesAtExit`` writes the classes a run loaded into an archive,
 ``-XX:SharedArchiveFile`` maps it into later JVMs) skips that work. Measured on the 2-core
-development machine: a local SparkSession up in 3.0 s instead of 4.3 s, its first job in 1.0 s
-instead of 2.2 s (``bench/README.md`` has the commands and the figures per use).
+development machine: the nightly DAG's Spark job on a demo day in 30.6-31.4 s instead of
+36.3-37.5 s, ``try-source`` on a 2,000-line sample in 8.2-11.3 s instead of 13.1-14.6 s
+(``bench/README.md`` has the commands).
 
 * :func:`build` writes the archive once per virtualenv (``make venv`` runs it): a short Spark
   workload (``try-source`` on a few generated lines: text read, the format regex, Parquet write and

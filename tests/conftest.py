@@ -17,7 +17,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 logging.getLogger("py4j").setLevel(logging.WARNING)
 # the shared SparkSession and every spark-submit of the tests map the virtualenv's class archive
-# (make venv builds it; nightshift.jvm_archive): ~3 s less per JVM start-up
+# (make venv builds it; nightshift.jvm_archive): a faster start-up of each JVM
 from nightshift.jvm_archive import with_archive  # noqa: E402
 
 with_archive(os.environ)
