@@ -97,8 +97,10 @@ def nightshift_retraining():
             if why is None:
                 print(f"{describe(request)}: labels are there and no night is in progress: deciding")
                 return PokeReturnValue(is_done=True, xcom_value=request)
-            first_look = ti.get_first_reschedule_date(get_current_context()) or ti.start_date
-            waited = dt.datetime.now(dt.timezone.utc) - first_look
+            # measured from the first poke (the first one always reschedules): a slow task start
+            # on a busy worker must not use up the wait before the sensor has looked once
+            now = dt.datetime.now(dt.timezone.utc)
+            waited = now - (ti.get_first_reschedule_date(get_current_context()) or now)
             if waited >= LABEL_WAIT.max_wait:
                 from nightshift.alerts import send_alert
 
