@@ -425,6 +425,8 @@ def timestamp_expression(text, source: SourceConfig, day: str | None = None):
 
     from pyspark.sql import functions as F
 
+    from nightshift.logformat import year_sign_guard
+
     spec = source.timestamp
     if spec.kind in ("epoch_s", "epoch_ms"):
         value = F.trim(text).try_cast("decimal(38,6)")
@@ -432,6 +434,9 @@ def timestamp_expression(text, source: SourceConfig, day: str | None = None):
             value = F.try_divide(value, F.lit(1000))
         # CASE is lazy: out-of-range numbers never reach timestamp_seconds (which throws under ANSI)
         return F.when((value >= 0) & (value < F.lit(253402300800)), F.timestamp_seconds(value))
+    # checked on the text as it comes (the rewrites below do not move the year), so that the
+    # rewritten text is computed once per line
+    raw, guard = text, year_sign_guard(spec.pattern)
     if spec.weekday:
         text = F.regexp_replace(text, spec.weekday_regex(), "")
     if spec.millis_separator:
@@ -448,6 +453,10 @@ def timestamp_expression(text, source: SourceConfig, day: str | None = None):
     if spec.append_zone:
         text = F.concat(text, F.lit(f" {spec.timezone}"))
     ts = F.try_to_timestamp(text, F.lit(spec.spark_pattern))
+    if guard is not None:
+        # a signed year of 6+ digits crashes try_to_timestamp (long overflow): a bad timestamp instead
+        suspect = raw.startswith("+") | raw.startswith("-") if guard.startswith("(?i)^[+-]") else F.lit(True)
+        ts = F.when(suspect & raw.rlike(guard), F.lit(None).cast("timestamp")).otherwise(ts)
     if spec.date_from_day == "year" and the_day.month in (1, 12):
         # rollover on the wall-clock month; with a zone appended the instant's UTC month can differ
         # from the text's by a few hours at the turn of the month, so compare in the source's zone

@@ -239,7 +239,7 @@ _EPOCH_MAX_S = 253402300800          # 10000-01-01: later (or garbled) numbers a
 # Spark datetime pattern letters accepted for parsing, with the letter counts Spark 4 accepts.
 # Week-based and other letters Spark rejects in parsing (Y w W u e c F Q q ...) are refused.
 _LETTER_COUNTS = {
-    "G": range(1, 5), "y": range(1, 7), "D": range(1, 4), "M": range(1, 5), "L": range(1, 5),
+    "G": range(1, 5), "y": (2, 4), "D": range(1, 4), "M": range(1, 5), "L": range(1, 5),
     "d": range(1, 3), "a": range(1, 2), "h": range(1, 3), "K": range(1, 3), "k": range(1, 3),
     "H": range(1, 3), "m": range(1, 3), "s": range(1, 3), "S": range(1, 10), "V": range(2, 3),
     "z": range(1, 5), "O": (1, 4), "X": range(1, 6), "x": range(1, 6), "Z": range(1, 6),
@@ -292,6 +292,41 @@ class TimestampFormat:
         if self.weekday == "end":
             return rf"(?i)[,. ]*\b{_WEEKDAY}\.?$"
         return rf"(?i)\b{_WEEKDAY}[,. ]*"
+
+
+_MONTH_NAMES = ("january|february|march|april|may|june|july|august|september|october|november|december|"
+                "jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec")
+
+
+def year_sign_guard(pattern: str) -> str | None:
+    """A regex (Java and Python) for a timestamp text (as written, for the ``timestamp.format``
+    ``pattern``) whose ``yyyy`` year has a sign and six digits or
+    more, or ``None`` when the pattern has no ``yyyy``. Spark parses such a year and then fails the
+    whole job with a long overflow (``try_to_timestamp`` does not catch it) once it is beyond
+    +-290,000; no log has such years, so they are bad timestamps. The fields before the year are
+    matched by their shape (digits, month names), anything else loosely."""
+    tokens = _tokens(pattern)
+    if "yyyy" not in tokens:
+        return None
+    prefix = []
+    for tok in tokens[:tokens.index("yyyy")]:
+        letter, count = tok[0], len(tok)
+        if tok.startswith("'"):
+            text = tok[1:-1].replace("''", "'") if len(tok) > 2 else "'"
+            prefix.append("".join(ch if ch.isalnum() else "\\" + ch for ch in text))
+        elif not _is_letters(tok):
+            prefix.append(tok if tok.isalnum() else "\\" + tok)
+        elif letter in "ML" and count >= 3:
+            prefix.append(f"(?:{_MONTH_NAMES})")
+        elif letter in "MLdHmsyhkK":
+            prefix.append("[0-9]+" if count == 1 else f"[0-9]{{{count}}}")
+        elif letter == "S":
+            prefix.append(f"[0-9]{{1,{count}}}")
+        elif letter == "E":
+            prefix.append("[a-z]+\\.?")
+        else:
+            prefix.append(".*?")
+    return "(?i)^" + "".join(prefix) + "[+-][0-9]{6}"
 
 
 def _tokens(pattern: str) -> list[str]:
@@ -349,6 +384,10 @@ def compile_timestamp_format(fmt: str, timezone: str = "UTC") -> TimestampFormat
         if letter not in _LETTER_COUNTS:
             raise ValueError(f"pattern letter {letter!r} in {fmt!r} cannot be parsed by Spark 4 "
                              "(week-based and some other fields are not supported)")
+        if letter == "y" and len(tok) not in _LETTER_COUNTS["y"]:
+            # y, yyy, yyyyy...: Spark reads up to 19 digits, and a year beyond its range crashes the
+            # job (long overflow) where it should be a bad timestamp
+            raise ValueError(f"{tok!r} in {fmt!r}: write the year as 'yyyy' (or 'yy' for two digits, 2000-2099)")
         if len(tok) not in _LETTER_COUNTS[letter]:
             raise ValueError(f"{tok!r} in {fmt!r}: too many or too few {letter!r} letters for Spark 4")
     letters = {tok[0] for tok in tokens if _is_letters(tok)}

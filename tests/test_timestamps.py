@@ -85,6 +85,12 @@ CASES = [
         ("2017-12-23 22:15:29", "2017-12-23 21:15:29.000000"),
         ("2017-07-01 12:00:00", "2017-07-01 10:00:00.000000"),    # summer time
     ]),
+    ("MM/dd/yyyy HH:mm", None, "2026-11-01", [                    # a signed year of 6+ digits: Spark
+        ("01/01/2016 10:00", "2016-01-01 10:00:00.000000"),         # would fail the job (long overflow)
+        ("01/01/+294248 10:00", None),
+        ("01/01/-290309 10:00", None),
+        ("01/01/20160 10:00", None),                               # five digits need a sign
+    ]),
     ("yyyy-MM-dd HH:mm:ss", "+08:00", "2026-11-01", [
         ("2017-12-23 22:15:29", "2017-12-23 14:15:29.000000"),
     ]),
@@ -135,6 +141,8 @@ def test_year_less_lines_roll_over_between_december_and_january(spark, lake, fmt
         ({"format": "epoch_us"}, r"timestamp\.format: unknown format keyword 'epoch_us'"),
         ({"format": "yyyy-MM-dd HH:mm:ss:S.SS"}, r"timestamp\.format: .*lone 'S'"),
         ({"format": "EEE"}, r"timestamp\.format: .*no date or time"),
+        ({"format": "y-M-d"}, r"timestamp\.format: 'y' in 'y-M-d': write the year as 'yyyy'"),
+        ({"format": "yyyyy-MM-dd"}, r"timestamp\.format: 'yyyyy' .*write the year as 'yyyy'"),
         ({"format": "yyyy-MM-dd", "timezone": "Mars/Olympus"}, r"timestamp\.timezone: unknown timezone 'Mars/Olympus'"),
         ({"format": "yyyy-MM-dd", "zone": "UTC"}, r"timestamp: unknown keys \['zone'\]"),
     ],
