@@ -179,8 +179,8 @@ def nightshift_nightly():
         run (recording why) when there is not enough validated labelled data."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from nightshift.candidate_kinds import DETECTOR_KINDS
         from nightshift.context import TaskContext
-        from nightshift.modeling import DETECTOR_KINDS
         from nightshift.promotion import record_skip
         from nightshift.sources import load_source
         from nightshift.training import plan_training as make_plan

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from nightshift.lake import Lake, check_day
-from nightshift.modeling import MODEL_INPUT_COLUMNS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -86,6 +85,8 @@ def score_sessions(inputs: "DataFrame", champion: ScoringModel, challenger: Scor
     ``score >= THRESHOLD``. The challenger columns are null when ``challenger`` is None.
     """
     from pyspark.sql import functions as F
+
+    from nightshift.modeling import MODEL_INPUT_COLUMNS
 
     features = F.struct(*[F.col(c) for c in MODEL_INPUT_COLUMNS])
     scored = inputs.select(

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from nightshift.airflow_links import airflow_tags
+from nightshift.candidate_kinds import DETECTOR_KINDS, SUPERVISED_KINDS
 from nightshift.lake import Lake
 
 log = logging.getLogger("nightshift.training")
@@ -59,8 +60,6 @@ def load_training_config(config_dir: Path) -> TrainingConfig:
         raise ValueError(f"{path}: unknown tuning keys {sorted(unknown)}; known: {sorted(DEFAULT_TUNING)}")
     if not float(tuning["budget_s"]) >= 0 or int(tuning["max_configs"]) < 1:
         raise ValueError(f"{path}: tuning.budget_s must be >= 0 and tuning.max_configs >= 1, got {tuning}")
-    from nightshift_model import DETECTOR_KINDS, SUPERVISED_KINDS
-
     for c in candidates:
         if c.get("kind") not in SUPERVISED_KINDS + DETECTOR_KINDS:
             raise ValueError(f"{path}: candidate {c.get('name')!r} has unknown kind {c.get('kind')!r}")
@@ -275,7 +274,7 @@ def _train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candi
     from mlflow.models import infer_signature
 
     import nightshift_model
-    from nightshift.modeling import SUPERVISED_KINDS, build_model, fit_model, to_model_input
+    from nightshift.modeling import build_model, fit_model, to_model_input
     from nightshift.tuning import search
 
     if plan.skip_reason:
@@ -376,7 +375,7 @@ def _train_detector_without_labels(settings, config: TrainingConfig, plan: Train
     from mlflow.models import infer_signature
 
     import nightshift_model
-    from nightshift.modeling import DETECTOR_KINDS, build_model, to_model_input
+    from nightshift.modeling import build_model, to_model_input
 
     kind, name = candidate["kind"], candidate["name"]
     if kind not in DETECTOR_KINDS:
