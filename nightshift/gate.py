@@ -2,6 +2,8 @@
 
 All functions are pure (numpy / pandas in, plain data out) so each check can be tested on
 constructed cases where the right decision is known. Thresholds come from ``config/promotion.yaml``.
+numpy is imported by the functions that compute: every task reads the policy
+(``nightshift.context.TaskContext.load``), and most never run a check.
 
 Checks, for a challenger against the current champion on the same sessions:
 - floors: the challenger's precision and recall on the holdout reach absolute floors;
@@ -25,10 +27,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import yaml
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MODES = ("auto", "dry_run", "manual")
 RULES = ("strict", "non_inferior")
@@ -91,12 +95,16 @@ def load_policy(config_dir: Path) -> GatePolicy:
 
 def f1_from_counts(tp, fp, fn):
     """F1 = 2tp / (2tp + fp + fn), 0 where undefined; works on scalars and arrays."""
+    import numpy as np
+
     tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
     denom = 2 * tp + fp + fn
     return np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
 
 
 def metrics(y, pred) -> dict[str, float]:
+    import numpy as np
+
     y, pred = np.asarray(y, dtype=bool), np.asarray(pred, dtype=bool)
     tp, fp, fn = int((y & pred).sum()), int((~y & pred).sum()), int((y & ~pred).sum())
     return {
@@ -130,6 +138,8 @@ def pooled_bootstrap_f1_diff(groups, resamples: int, confidence: float, seed: in
     a one-day fluke is diluted by the other days. Returns the observed pooled difference and the
     percentile interval, with the days and their sizes.
     """
+    import numpy as np
+
     if not groups:
         raise ValueError("cannot bootstrap without sessions")
     contribs, sizes = [], []
@@ -163,6 +173,8 @@ def pooled_bootstrap_f1_diff(groups, resamples: int, confidence: float, seed: in
 
 def length_bucket(line_count) -> np.ndarray:
     """Session length buckets used as a slice: '1-5', '6-20', '21-50', '51+'."""
+    import numpy as np
+
     counts = np.asarray(line_count)
     labels = np.empty(len(counts), dtype=object)
     for low, high in LENGTH_BUCKETS:
@@ -174,6 +186,8 @@ def length_bucket(line_count) -> np.ndarray:
 def slice_table(frame, challenger_pred, champion_pred, columns, min_sessions: int, min_positives: int) -> list[dict[str, Any]]:
     """Per-slice F1 of both models. ``frame`` has ``label`` and the slice columns
     (``length_bucket`` is derived from ``line_count``). Slices too small to judge are marked."""
+    import numpy as np
+
     y = frame["label"].to_numpy().astype(bool)
     a, b = np.asarray(challenger_pred, dtype=bool), np.asarray(champion_pred, dtype=bool)
     rows = []
@@ -257,6 +271,8 @@ def check_flag_rate(rates: dict[str, float], holdout_day: str, policy: GatePolic
     flag rate must lie in ``[unlabelled_min_flag_rate, unlabelled_max_flag_rate]`` and differ from
     the median of the recent nights by at most ``unlabelled_max_rate_change`` (stability).
     ``rates``: ``{day: flag rate}`` including ``holdout_day``."""
+    import numpy as np
+
     tonight = rates[holdout_day]
     recent = [r for d, r in rates.items() if d != holdout_day]
     median = float(np.median(recent)) if recent else None

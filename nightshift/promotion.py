@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from nightshift import gate, registry
 from nightshift.airflow_links import airflow_tags
 from nightshift.lake import Lake
 from nightshift.registry import CHALLENGER, CHAMPION, PREVIOUS  # noqa: F401  (re-exported)
 from nightshift.training import TrainingConfig, TrainingPlan, load_labelled_sessions, setup_mlflow
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PROMOTED, KEPT, SKIPPED, PENDING = "promoted", "kept", "skipped", "awaiting approval"
 log = logging.getLogger("nightshift.promotion")
@@ -131,6 +132,7 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
     """Run the gate for the night's best candidate against the champion (floors, bootstrap,
     backtest, slices) and decide. Loads models and data; writes nothing to MLflow or the lake."""
     import mlflow
+    import numpy as np
 
     if not results:
         raise ValueError("no candidate results to evaluate")
