@@ -1,12 +1,14 @@
 """``nightshift`` command line: tools that run outside the nightly schedule.
 
-    nightshift try-source SOURCE LOGFILE [--output lines.csv] [--show 20]
+    nightshift try-source SOURCE LOGFILE [--output lines.csv] [--show 20] [--engine auto|python|spark]
     nightshift promotions --source hdfs [--json]
     nightshift rollback --source hdfs [--to-version N] [--force] --reason "..."
 
 ``try-source`` parses one log file with a source definition (a name from ``sources/`` or a path to
-a YAML file you are writing) on a local Spark session, with a fresh template store (the lake is not
-touched), and reports each line's number with its template id (or its quarantine reason).
+a YAML file you are writing), with a fresh template store (the lake is not touched), and reports
+each line's number with its template id (or its quarantine reason). Small files are parsed in this
+process by the ingest's rules written in Python (seconds); ``--engine spark`` runs the Spark ingest
+itself on a local session (what large files and unusual timestamp patterns get by default).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def quarantine_verdict(source, lines: int, quarantined: int) -> str:
 
 def try_source(spark, source, log_file: Path, output: Path | None, show: int, out=sys.stdout,
                day: str | None = None) -> dict:
-    """Parse ``log_file`` with ``source`` as the lines of ``day`` (default: today, UTC; it dates
-    year-less and date-less timestamps); write per-line results to ``output`` (CSV) if given.
+    """Parse ``log_file`` with ``source`` on Spark (the ingest's own path) as the lines of ``day``
+    (default: today, UTC; it dates year-less and date-less timestamps); write per-line results to
+    ``output`` (CSV) if given.
 
     Prints the counts, the quarantine rate next to the source's bound, the quarantine reasons with
     their detail (where lines stopped matching the format), most frequent first, and the first
@@ -51,18 +54,13 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
     """
     from pyspark.sql import functions as F
 
-    import datetime as dt
-
     from nightshift.ingest import drain_params, ingest_lines, literal_lookup, read_parsed_lines, read_raw_lines
-    from nightshift.lake import check_day
     from nightshift.templates import TemplateStore
 
-    if not log_file.is_file():
-        raise FileNotFoundError(f"log file {log_file} does not exist")
+    day = _check_input(log_file, day)
     with tempfile.TemporaryDirectory(prefix="nightshift-try-") as tmp:
         store = TemplateStore.load(Path(tmp) / "store.json", **drain_params(source))
         lines = read_raw_lines(spark, [str(log_file.resolve())])
-        day = check_day(day) if day else dt.datetime.now(dt.timezone.utc).date().isoformat()
         input_lines, _ = ingest_lines(lines, source, store, day, Path(tmp) / "parsed", Path(tmp) / "quarantine",
                                       Path(tmp) / "scratch")
         parsed = read_parsed_lines(spark, Path(tmp) / "parsed")
@@ -74,8 +72,6 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
         for r in quarantine.groupBy("reason", "detail").count().collect():
             reasons[r["reason"]] = reasons.get(r["reason"], 0) + r["count"]
             details[_reason_text(r["reason"], r["detail"])] = r["count"]
-        quarantined = sum(reasons.values())
-        counts = {"parsed": input_lines - quarantined, "quarantined": quarantined}
         result = (
             parsed.select("line_number", F.lit("parsed").alias("status"), F.lit(None).cast("string").alias("reason"),
                           F.lit(None).cast("string").alias("detail"), "template_id",
@@ -91,23 +87,77 @@ def try_source(spark, source, log_file: Path, output: Path | None, show: int, ou
             csv_dir = Path(tmp) / "csv"
             result.coalesce(1).write.option("header", True).csv(str(csv_dir))
             shutil.move(str(next(csv_dir.glob("part-*.csv"))), output)
-        print(f"{log_file}: {sum(counts.values())} lines, {counts.get('parsed', 0)} parsed, "
-              f"{counts.get('quarantined', 0)} quarantined {reasons or ''}; {len(templates)} templates", file=out)
-        print(quarantine_verdict(source, sum(counts.values()), counts.get("quarantined", 0)), file=out)
-        ranked = sorted(details.items(), key=lambda kv: (-kv[1], kv[0]))
-        for text, n in ranked[:DETAILS_SHOWN]:
-            print(f"{n:>8}  quarantined: {text}", file=out)
-        if len(ranked) > DETAILS_SHOWN:
-            print(f"{'':>8}  ... {len(ranked) - DETAILS_SHOWN} more (see --output)", file=out)
-        for row in result.limit(show).collect():
-            what = (f"T{row.template_id:<5} {row.template}" if row.status == "parsed"
-                    else f"QUARANTINED ({_reason_text(row.reason, row.detail)})")
-            print(f"{row.line_number:>8}  {what}", file=out)
-        if output:
-            print(f"all lines: {output}", file=out)
-    return {"lines": sum(counts.values()), "parsed": counts.get("parsed", 0),
-            "quarantined": counts.get("quarantined", 0), "reasons": reasons, "details": details,
-            "templates": templates}
+        shown = [row.asDict() for row in result.limit(show).collect()]
+    return _report(source, log_file, input_lines, reasons, details, templates, shown, output, out)
+
+
+def try_source_in_process(source, log_file: Path, output: Path | None, show: int, out=sys.stdout,
+                          day: str | None = None) -> dict:
+    """:func:`try_source` without Spark: the ingest's per-line rules in this process
+    (:mod:`nightshift.python_ingest`), for files small enough to iterate on in seconds. Same
+    output and result (``tests/test_python_ingest.py`` compares the two on the Loghub samples);
+    the CSV is written by Python's ``csv`` module."""
+    import csv
+
+    from nightshift.ingest import drain_params
+    from nightshift.python_ingest import ingest_file
+    from nightshift.templates import TemplateStore
+
+    day = _check_input(log_file, day)
+    with tempfile.TemporaryDirectory(prefix="nightshift-try-") as tmp:
+        store = TemplateStore.load(Path(tmp) / "store.json", **drain_params(source))
+        rows = ingest_file(source, log_file, store, day)
+    templates = store.templates()
+    reasons, details = {}, {}
+    result = []
+    for row in rows:
+        parsed = row["reason"] is None
+        if not parsed:
+            reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+            text = _reason_text(row["reason"], row["detail"])
+            details[text] = details.get(text, 0) + 1
+        result.append({"line_number": row["line_number"], "status": "parsed" if parsed else "quarantined",
+                       "reason": row["reason"], "detail": row["detail"], "template_id": row["template_id"],
+                       "template": templates[row["template_id"]] if parsed else None, "session_id": row["session_id"]})
+    if output:
+        with open(output, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(result[0]) if result else ["line_number"])
+            writer.writeheader()
+            writer.writerows(result)
+    return _report(source, log_file, len(rows), reasons, details, templates, result[:show], output, out)
+
+
+def _check_input(log_file: Path, day: str | None) -> str:
+    import datetime as dt
+
+    from nightshift.lake import check_day
+
+    if not log_file.is_file():
+        raise FileNotFoundError(f"log file {log_file} does not exist")
+    return check_day(day) if day else dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def _report(source, log_file: Path, lines: int, reasons: dict, details: dict, templates: dict, shown: list[dict],
+            output: Path | None, out) -> dict:
+    """Print what try-source found (see :func:`try_source`) and return its counts."""
+    quarantined = sum(reasons.values())
+    reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))        # most frequent first
+    print(f"{log_file}: {lines} lines, {lines - quarantined} parsed, {quarantined} quarantined {reasons or ''}; "
+          f"{len(templates)} templates", file=out)
+    print(quarantine_verdict(source, lines, quarantined), file=out)
+    ranked = sorted(details.items(), key=lambda kv: (-kv[1], kv[0]))
+    for text, n in ranked[:DETAILS_SHOWN]:
+        print(f"{n:>8}  quarantined: {text}", file=out)
+    if len(ranked) > DETAILS_SHOWN:
+        print(f"{'':>8}  ... {len(ranked) - DETAILS_SHOWN} more (see --output)", file=out)
+    for row in shown:
+        what = (f"T{row['template_id']:<5} {row['template']}" if row["status"] == "parsed"
+                else f"QUARANTINED ({_reason_text(row['reason'], row['detail'])})")
+        print(f"{row['line_number']:>8}  {what}", file=out)
+    if output:
+        print(f"all lines: {output}", file=out)
+    return {"lines": lines, "parsed": lines - quarantined, "quarantined": quarantined, "reasons": reasons,
+            "details": details, "templates": templates}
 
 
 DETAILS_SHOWN = 10
@@ -174,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     p_try.add_argument("--show", type=int, default=20, help="lines to print (default 20)")
     p_try.add_argument("--day", help="the day the lines belong to, YYYY-MM-DD (default: today, UTC): dates "
                                      "timestamps without a year or date")
+    p_try.add_argument("--engine", choices=("auto", "python", "spark"), default="auto",
+                       help="python: in this process, in seconds (the Spark ingest's rules, for files up to "
+                            f"{IN_PROCESS_MAX_BYTES >> 20} MiB); spark: the Spark ingest itself; auto (default): "
+                            "python when the file is small enough and its timestamp format is implemented there")
     p_log = sub.add_parser("promotions", help="list every move of the champion alias (the promotion log)")
     p_log.add_argument("--source", required=True)
     p_log.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
@@ -187,9 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("promotions", "rollback"):
         return _registry_command(args)
 
+    source = _load_source(args.source)
+    engine = _engine(args.engine, source, args.log_file, args.day)
+    if engine == "python":
+        try_source_in_process(source, args.log_file, args.output, args.show, day=args.day)
+        print("(parsed in this process by the ingest's rules; --engine spark runs the Spark ingest itself)")
+        return 0
+
     from nightshift.spark import get_spark
 
-    source = _load_source(args.source)
     _quick_local_spark()
     _start_jvm_without_notices()
     spark = get_spark("nightshift-try-source")
@@ -198,6 +258,29 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         spark.stop()
     return 0
+
+
+# try-source runs in process up to this file size (Python classifies ~20k lines/s here; Spark,
+# once started, is faster on large files and runs what the nightly ingest runs)
+IN_PROCESS_MAX_BYTES = 64 << 20
+
+
+def _engine(requested: str, source, log_file: Path, day: str | None) -> str:
+    """``python`` or ``spark`` for ``--engine`` (see its help); SystemExit when python is asked
+    for and cannot be used."""
+    from nightshift.python_ingest import supports
+
+    if requested == "spark":
+        return "spark"
+    why_not = None
+    if not supports(source, day):
+        why_not = (f"its timestamp format {source.timestamp_format!r} uses a pattern feature only Spark "
+                   "implements (eras, day of year, 12-hour clocks, zones in the text, optional sections)")
+    elif log_file.is_file() and log_file.stat().st_size > IN_PROCESS_MAX_BYTES:
+        why_not = f"the file is larger than {IN_PROCESS_MAX_BYTES >> 20} MiB"
+    if why_not and requested == "python":
+        raise SystemExit(f"nightshift try-source: --engine python cannot parse {log_file} with {source.name}: {why_not}")
+    return "spark" if why_not else "python"
 
 
 def _registry_command(args) -> int:

@@ -53,8 +53,8 @@ def test_the_command_line_starts_a_quick_quiet_local_spark_unless_told_otherwise
 
 
 def test_the_command_line_prints_the_result_and_no_spark_start_up_notices(tmp_path):
-    """What a user reads from ``nightshift try-source``: the result on stdout, nothing on stderr
-    (no log4j profile notice, no "Setting default log level", no hostname warning, no JVM
+    """What a user reads from ``nightshift try-source --engine spark``: the result on stdout,
+    nothing on stderr (no log4j profile notice, no "Setting default log level", no hostname warning, no JVM
     incubator-module notice)."""
     import os
     import subprocess
@@ -64,7 +64,8 @@ def test_the_command_line_prints_the_result_and_no_spark_start_up_notices(tmp_pa
     log_file.write_text("\n".join(LINES) + "\n")
     env = {k: v for k, v in os.environ.items() if k != "PYSPARK_SUBMIT_ARGS"}
     env.pop("SPARK_LOCAL_IP", None)        # the hostname warning must be kept out by the CLI itself
-    proc = subprocess.run([sys.executable, "-m", "nightshift.cli", "try-source", "hdfs", str(log_file), "--show", "2"],
+    proc = subprocess.run([sys.executable, "-m", "nightshift.cli", "try-source", "hdfs", str(log_file), "--show", "2",
+                           "--engine", "spark"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f"{log_file}: 4 lines, 3 parsed, 1 quarantined" in proc.stdout

@@ -1,7 +1,8 @@
 """The shipped sources of the eight other Loghub systems (sources/<system>.yaml: the published
 format string and masks pasted unchanged, the brain miner with one parameter set) through the Spark
 ingest path on their 2k samples: no line quarantined, and grouping accuracy at or above Drain's
-published figure per system (HDFS and BGL: tests/test_ingest.py)."""
+published figure per system (HDFS and BGL: tests/test_ingest.py). ``try-source`` on the same files
+gives the same result line by line: tests/test_python_ingest.py."""
 
 from __future__ import annotations
 
@@ -43,15 +44,3 @@ def test_a_loghub_system_parses_fully_and_groups_at_least_as_well_as_drain(spark
     accuracy = grouping_accuracy([r.template_id for r in rows], [truth[r.line_number] for r in rows])
     # at or above Drain's published accuracy (to its three published decimals)
     assert round(accuracy, 3) >= settings["published_drain_grouping_accuracy"], (system, accuracy)
-    # nightshift try-source on the same file gives the same result, line by line (it runs the same
-    # ingest path, on a fresh template store of its own)
-    import io
-
-    from nightshift.cli import try_source
-
-    out_csv = lake.root / "try-source.csv"
-    tried = try_source(spark, source, LOGHUB / f"{system}_2k.log", out_csv, show=0, out=io.StringIO(), day=DAY)
-    assert (tried["lines"], tried["parsed"], tried["quarantined"]) == (2000, 2000, 0)
-    with out_csv.open(newline="", encoding="utf-8") as fh:
-        tried_ids = {int(r["line_number"]): int(r["template_id"]) for r in csv.DictReader(fh)}
-    assert tried_ids == {r.line_number: r.template_id for r in rows}
