@@ -1,12 +1,12 @@
 """A class-data-sharing archive of the Spark driver's JVM classes: faster Spark start-ups.
 
-Every Spark application on this machine (a night's ``spark-submit``, ``nightshift try-source``, a
-test's SparkSession) starts a JVM that loads and verifies some 10,000 classes of Spark, Hadoop,
+Every Spark application on this machine (a night's ``spark-submit``, ``nightshift try-source
+--engine spark``, a test's SparkSession) starts a JVM that loads and verifies some 10,000 classes of Spark, Hadoop,
 Scala and Janino before doing any work. The JDK's application class-data sharing (AppCDS, JDK 13+:
 ``-XX:ArchiveClassesAtExit`` writes the classes a run loaded into an archive,
 ``-XX:SharedArchiveFile`` maps it into later JVMs) skips that work. Measured on the 2-core
 development machine: the nightly DAG's Spark job on a demo day in 30.6-31.4 s instead of
-36.3-37.5 s, ``try-source`` on a 2,000-line sample in 8.2-11.3 s instead of 13.1-14.6 s
+36.3-37.5 s, ``try-source --engine spark`` on a 2,000-line sample in 8.2-11.3 s instead of 13.1-14.6 s
 (``bench/README.md`` has the commands).
 
 * :func:`build` writes the archive once per virtualenv (``make venv`` runs it): a short Spark
@@ -17,7 +17,7 @@ development machine: the nightly DAG's Spark job on a demo day in 30.6-31.4 s in
 * :func:`submit_opts` gives the JVM options that use it; :func:`with_archive` adds them to an
   environment's ``SPARK_SUBMIT_OPTS``, which ``spark-submit`` (and PySpark, which launches its JVM
   through it) puts on the driver's command line. ``nightshift.localenv`` does so for the demo, the
-  DAGs' Spark tasks and the tests; ``nightshift try-source`` for itself.
+  DAGs' Spark tasks and the tests; ``nightshift try-source`` for itself when it runs Spark.
 * It is only ever an optimisation: no archive (not built yet, or ``NIGHTSHIFT_SPARK_CLASS_ARCHIVE=off``)
   means no option; an archive the JVM cannot use (another JDK, another Spark) is ignored by the JVM
   itself (``-Xshare:auto``), silently (``-Xlog:cds=off``), and the run starts as it would without.
