@@ -1,6 +1,8 @@
 """Spark job: one day of one source in one Spark application: ingest the raw log lines (parse,
 mask, template ids, quarantine); with ``--with-features`` build the day's session features; with
-``--validate`` also run both Great Expectations suites on what was just written.
+``--validate`` also run both Great Expectations suites on what was just written, and then the
+``labels`` suite on the training window's labels files that no report covers yet (so that the
+nightly DAG's ``plan_training`` finds them validated and does not import GX itself).
 
     spark-submit jobs/ingest.py --source hdfs --day 2026-11-01 [--with-features [--validate]]
 

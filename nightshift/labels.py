@@ -232,6 +232,17 @@ def validated_labels(settings: "Settings | None", lake: "Lake", source: str, day
     return check_labels(parsed, float(bounds["max_bad_row_share"]))
 
 
+def labels_need_validation(settings: "Settings | None", lake: "Lake", source: str, day: str) -> bool:
+    """Whether :func:`validated_labels` would run the suite for the day: a labels file is there and
+    no report records a validation of this content with the current bounds (nothing is parsed)."""
+    path = lake.labels_file(source, day)
+    if not path.exists():
+        return False
+    report = lake.read_report(source, day, REPORT_STEP)
+    return not (report is not None and (report.get("fingerprint") or {}).get("sha256") == hashlib.sha256(
+        path.read_bytes()).hexdigest() and report.get("bounds") == label_bounds(source, settings))
+
+
 def run_labels_validation(settings: "Settings", lake: "Lake", source: str, day: str, parsed: Labels,
                           bounds: dict[str, Any]) -> dict[str, Any]:
     """Run the ``labels`` suite (pandas, ephemeral GX context) on a parsed file; write the report."""

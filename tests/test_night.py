@@ -80,3 +80,25 @@ def test_the_spark_report_is_matched_to_its_run_by_run_id_not_by_clocks(tmp_path
     assert night_report(lake, "hdfs", DAY, START, START + dt.timedelta(seconds=40), [], run_id="r1")["parts"]["spark_work_s"] == 9.0
     # another run's report (a re-run of the day) never counts, however recent
     assert night_report(lake, "hdfs", DAY, START, START + dt.timedelta(seconds=40), [], run_id="r2")["parts"]["spark_work_s"] == 0.0
+
+
+def test_the_spark_night_validates_the_window_s_labels_so_that_training_need_not(spark, tmp_path):
+    """``run_spark_night`` validates the labels files of the training window that no report covers
+    (tonight's, a late correction of an earlier day's), where GX is loaded already; a file already
+    validated is left alone, a rejected one is reported and does not fail the night."""
+    from nightshift_datagen.hdfs import Scenario, generate
+    from nightshift.labels import labels_need_validation
+    from tests.conftest import prepare_validated_day
+
+    scenario = Scenario(start_day="2026-03-01", days=2, seed=5, blocks_per_day=60, anomaly_rate=0.1)
+    generate(tmp_path, scenario)
+    lake = Lake(tmp_path)
+    first, second = scenario.day(0), scenario.day(1)
+    assert labels_need_validation(None, lake, "hdfs", first)
+    assert prepare_validated_day(spark, tmp_path, "hdfs", first)["labels"] == {first: "passed"}
+    assert lake.read_report("hdfs", first, "validation_labels")["success"] is True
+    assert not labels_need_validation(None, lake, "hdfs", first)
+    lake.labels_file("hdfs", first).write_bytes(b"not a labels file\n")      # rewritten since
+    verdicts = prepare_validated_day(spark, tmp_path, "hdfs", second)["labels"]
+    assert verdicts[second] == "passed" and verdicts[first].startswith("rejected: "), verdicts
+    assert lake.read_report("hdfs", first, "validation_labels")["success"] is False
