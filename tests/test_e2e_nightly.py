@@ -15,6 +15,7 @@ then the rollback DAG moves the champion back to 'previous', and the promotion l
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,11 +38,32 @@ def pipeline_run(tmp_path_factory, airflow_env):
     data_root, airflow_home = base / "data", base / "airflow"
     summaries = generate(data_root, SCENARIO)
     env = airflow_env(airflow_home, data_root)
+    env["NIGHTSHIFT_CONFIG_DIR"] = str(shipped_config_with_a_short_search(base / "config"))
     codes = {day: run_nightly_dag(day, env, base / "logs" / f"{day}.log") for day in DAYS}
     codes["rollback"] = run_dag("nightshift_rollback", "2026-03-07", {"source": "hdfs", "reason": "e2e: undo"}, env,
                                 base / "logs" / "rollback.log")
     return {"lake": Lake(data_root), "env": env, "codes": codes, "logs": base / "logs",
             "generated": {s.day: s for s in summaries}}
+
+
+def shipped_config_with_a_short_search(config: Path) -> Path:
+    """The shipped config/ with the search budget cut to E2E_TUNING: every candidate still runs
+    its search through the real tasks (first configuration, then as many as fit), without
+    spending the shipped 60 s per candidate per night on 2 cores (the nights' long pole)."""
+    import shutil
+
+    import yaml
+
+    from nightshift.settings import PROJECT_ROOT
+
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    training = yaml.safe_load((config / "training.yaml").read_text())
+    training["tuning"] = {**training["tuning"], **E2E_TUNING}
+    (config / "training.yaml").write_text(yaml.safe_dump(training, sort_keys=False))
+    return config
+
+
+E2E_TUNING = {"budget_s": 5, "max_configs": 2}
 
 
 def _log_tail(run, day):
