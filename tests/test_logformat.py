@@ -34,3 +34,23 @@ def test_runs_of_spaces_match_any_whitespace():
 def test_bad_format_strings_are_rejected(bad):
     with pytest.raises(ValueError):
         LogFormat.parse(bad)
+
+
+def test_a_field_before_an_optional_group_fails_a_line_without_the_text_after_it_in_one_scan():
+    """Linux's ``<Component>(\\[<PID>\\])?: <Content>``: the ``: `` that must follow the optional
+    group is looked for once, at the start of the line (and of every prefix through the field),
+    so a hostile line of brackets without it is quarantined with its detail at once (without the
+    lookahead, 20,000 ``[a]`` cost seconds: quadratic). A match has that text, so no field changes
+    (tests/test_logformat_loghub.py checks the fields against Loghub's own regex)."""
+    fmt = LogFormat.parse(r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>")
+    assert fmt.regex.startswith(r"^(?=.*?:\s+)(?<Month>")
+    assert [p for p, _ in fmt.prefixes if "<Component>" in p] and all(
+        p.startswith(r"^(?=.*?:\s+)") for p, _ in fmt.prefixes if "<Component>" in p)
+    hostile = "Jun 14 15:16:01 combo " + "[a]" * 20000
+    assert not fmt.python_regex.match(hostile)
+    assert fmt.mismatch_detail(hostile) == r"no '(\[<PID>\])?: ' after <Component>"
+    fields = fmt.python_regex.match("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass").groupdict()
+    assert (fields["Component"], fields["PID"], fields["Content"]) == ("sshd(pam_unix)", "19939", "check pass")
+    # no lookahead where the group is not optional or no plain text follows it
+    assert not LogFormat.parse(r"<A>(\[<B>\]): <C>").regex.startswith("^(?=")
+    assert not LogFormat.parse(r"<A>(\[<B>\])?<C>").regex.startswith("^(?=")
