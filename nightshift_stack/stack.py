@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nightshift.jvm_archive import with_archive
+from nightshift.warm_tasks import executor_setting
 from nightshift_stack.services import CHAMPION_MODEL, SECRETS, SERVICES, Service, by_name, render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -163,7 +164,9 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         # Airflow
         "AIRFLOW_HOME": str(base / "airflow"),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4",
+        # the LocalExecutor, whose 4 workers preload numpy/pandas/sklearn/MLflow for the tasks they fork
+        # (nightshift.warm_tasks, ~+270 MB RSS each); NIGHTSHIFT_WARM_TASKS=0 configures the plain one
+        "AIRFLOW__CORE__EXECUTOR": executor_setting(os.environ), "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
