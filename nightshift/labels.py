@@ -216,8 +216,7 @@ def validated_labels(settings: "Settings | None", lake: "Lake", source: str, day
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     report = lake.read_report(source, day, REPORT_STEP)
-    fresh = (report is not None and (report.get("fingerprint") or {}).get("sha256") == sha256
-             and report.get("bounds") == bounds)
+    fresh = _validated_as(report, sha256, bounds)
     try:
         parsed = parse_labels_bytes(data, str(path))
     except LabelsRejected as exc:
@@ -238,9 +237,14 @@ def labels_need_validation(settings: "Settings | None", lake: "Lake", source: st
     path = lake.labels_file(source, day)
     if not path.exists():
         return False
-    report = lake.read_report(source, day, REPORT_STEP)
-    return not (report is not None and (report.get("fingerprint") or {}).get("sha256") == hashlib.sha256(
-        path.read_bytes()).hexdigest() and report.get("bounds") == label_bounds(source, settings))
+    return not _validated_as(lake.read_report(source, day, REPORT_STEP), hashlib.sha256(path.read_bytes()).hexdigest(),
+                             label_bounds(source, settings))
+
+
+def _validated_as(report: dict | None, sha256: str, bounds: dict[str, Any]) -> bool:
+    """Whether a ``validation_labels`` report records a validation of this content with these bounds."""
+    return (report is not None and (report.get("fingerprint") or {}).get("sha256") == sha256
+            and report.get("bounds") == bounds)
 
 
 def run_labels_validation(settings: "Settings", lake: "Lake", source: str, day: str, parsed: Labels,
