@@ -92,7 +92,7 @@ def nightshift_scoring():
         for _, source, _, day in targets:
             report = watch(ctx.settings, ctx.model_name(source), source, day, ctx.policy)
             if report["retrain"]:
-                requests.append({"source": source, "day": day, "retrain_for_version": report["failing_version"]})
+                requests.append({"source": source, "day": day, "retrain_for_version": report["retrain_for_version"]})
         return requests
 
     @task(outlets=[RETRAINING_REQUESTED])

@@ -74,7 +74,7 @@ def watch_champion(settings, model_name: str, source: str, day: str, policy: gat
     report = {"source": source, "day": day, "model_name": model_name, "realized": rows, "alert": alert,
               "floors": {"precision": policy.floor_precision, "recall": policy.floor_recall},
               "watch_days": policy.watch_days, "rolled_back": None, "retrain": alert,
-              "failing_version": str(rows[-1]["model_version"]) if alert else None}
+              "failing_version": str(rows[-1]["model_version"]) if alert else None, "retrain_for_version": None}
     if alert:
         last = rows[-policy.watch_days:]
         reason = (f"champion v{last[-1]['model_version']} below the floors on {len(last)} consecutive days: "
@@ -93,6 +93,11 @@ def watch_champion(settings, model_name: str, source: str, day: str, policy: gat
             except (RollbackRefused, ChampionChanged) as exc:
                 report["rolled_back"] = {"refused": str(exc)}
                 log.error("automatic rollback refused: %s", exc)
+        # the retraining run retrains only while this version is champion: after an automatic
+        # rollback that is the version rolled back to (still trained before the failing days),
+        # else the failing one (a retraining run that finds another champion does nothing)
+        moved = report["rolled_back"] or {}
+        report["retrain_for_version"] = str(moved["to_version"]) if moved.get("to_version") else report["failing_version"]
     lake.write_report(source, day, "champion_watch", report)
     if alert:
         from nightshift.alerts import send_alert

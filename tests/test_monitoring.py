@@ -45,7 +45,7 @@ def test_watch_alerts_after_k_bad_days_and_writes_a_report(tmp_path):
     _day(lake, "2026-11-03", [0, 0, 0, 0], [1, 1, 0, 0])
     report = watch_champion(settings, "log_anomaly_hdfs", "hdfs", "2026-11-03", POLICY)
     assert report["alert"] and report["retrain"] and "2026-11-02" in report["reason"]
-    assert report["failing_version"] == "3"
+    assert report["failing_version"] == report["retrain_for_version"] == "3" and report["rolled_back"] is None
     assert lake.read_report("hdfs", "2026-11-03", "champion_watch")["alert"] is True
     assert realized_metrics(lake, "hdfs", "2026-11-09") is None                       # nothing scored
 
@@ -69,3 +69,30 @@ def test_a_retraining_request_is_stale_once_another_version_is_champion(tmp_path
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     down = dataclasses.replace(settings, mlflow_tracking_uri="http://127.0.0.1:9")   # unreachable: retrain
     assert stale_retraining_request(down, MODEL, "1") is None
+
+
+def test_an_automatic_rollback_retrains_for_the_version_it_rolled_back_to(tmp_path):
+    """watch_auto_rollback: the watch moves the failing v2 back to v1 (real registry, SQLite) and
+    the retraining it asks for is for v1, now champion; asking for v2 would make that run stale."""
+    from nightshift import registry
+    from nightshift.monitoring import stale_retraining_request
+    from tests.test_promotion_faults import _make_versions
+
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake", lock_url=None,
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _make_versions(settings, 2, model="log_anomaly_hdfs")
+    for version, before in (("1", None), ("2", "1")):
+        registry.move_champion(settings, "log_anomaly_hdfs", version, expected_champion=before, action="promote",
+                               decided_by="test", reason="test")
+    lake = Lake(settings.data_root)
+    _day(lake, "2026-11-02", [0, 0, 1, 0], [1, 1, 0, 0], version="2")
+    _day(lake, "2026-11-03", [0, 0, 0, 0], [1, 1, 0, 0], version="2")
+    report = watch_champion(settings, "log_anomaly_hdfs", "hdfs", "2026-11-03",
+                            dataclasses.replace(POLICY, watch_auto_rollback=True))
+    assert report["alert"] and report["failing_version"] == "2"
+    assert (report["rolled_back"]["action"], report["rolled_back"]["to_version"]) == ("rollback", "1")
+    assert report["rolled_back"]["decided_by"] == "nightshift:champion-watch"
+    assert str(registry.champion(settings, "log_anomaly_hdfs").version) == "1"
+    assert report["retrain_for_version"] == "1"
+    assert stale_retraining_request(settings, "log_anomaly_hdfs", report["retrain_for_version"]) is None
+    assert stale_retraining_request(settings, "log_anomaly_hdfs", report["failing_version"]) is not None
