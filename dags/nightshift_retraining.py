@@ -37,6 +37,7 @@ from airflow.sdk import dag, task, task_group
 
 from nightshift.assets import RETRAINING_REQUESTED
 from nightshift.dag_params import day_param, source_param, version_param
+from nightshift.notifiers import TaskFailedNotifier
 from nightshift.retraining import NIGHTLY_DAG_ID, load_label_wait
 
 # the sensor's schedule is part of the DAG's definition, so config/drift.yaml is read at parse time
@@ -54,7 +55,7 @@ PYTHON_TASK_TIMEOUT = timedelta(minutes=10)
     description="Retrains a day whose predictions were suspect once its labels are there, unless stale or already done",
     doc_md=__doc__,
     tags=["nightshift"],
-    default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
+    default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT, "on_failure_callback": TaskFailedNotifier()},
     params={
         "source": source_param("Name of a source declared in sources/<name>.yaml (used with 'day')"),
         "day": day_param("Day to retrain for", "YYYY-MM-DD; empty = the requests of the triggering asset events"),
@@ -79,7 +80,8 @@ def nightshift_retraining():
     def handle_request(request: dict):
         @task.sensor(mode="reschedule", poke_interval=LABEL_WAIT.poke_interval.total_seconds(),
                      # a backstop: the poke below gives up first, with the reason and an alert
-                     timeout=(LABEL_WAIT.max_wait + LABEL_WAIT.poke_interval).total_seconds())
+                     timeout=(LABEL_WAIT.max_wait + LABEL_WAIT.poke_interval).total_seconds(),
+                     on_failure_callback=None)      # its labels_overdue alert says it already
         def wait_for_labels(request: dict, ti=None):
             """Until the day is labelled and no nightly run is queued or running; gives up after
             the maximum wait with the reason and a ``labels_overdue`` alert."""

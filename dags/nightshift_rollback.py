@@ -18,6 +18,7 @@ from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from nightshift.dag_params import source_param, version_param
+from nightshift.notifiers import TaskFailedNotifier
 
 
 @dag(
@@ -30,7 +31,7 @@ from nightshift.dag_params import source_param, version_param
     doc_md=__doc__,
     tags=["nightshift"],
     # a registry alias move: minutes at most; a hung task must not block the next rollback
-    default_args={"execution_timeout": timedelta(minutes=10)},
+    default_args={"execution_timeout": timedelta(minutes=10), "on_failure_callback": TaskFailedNotifier()},
     params={
         "source": source_param(),
         "to_version": version_param("Version", "empty = the 'previous' alias"),

@@ -45,6 +45,7 @@ from airflow.sdk import dag, task
 
 from nightshift.assets import RETRAINING_REQUESTED, VALIDATED_FEATURES
 from nightshift.dag_params import day_param, source_param
+from nightshift.notifiers import TaskFailedNotifier
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -63,7 +64,7 @@ SPARK_JOB_TIMEOUT = timedelta(hours=1)
     description="Scores each validated day's sessions with the champion; watches the champion once labels arrive",
     doc_md=__doc__,
     tags=["nightshift"],
-    default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
+    default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT, "on_failure_callback": TaskFailedNotifier()},
     params={
         "source": source_param("Name of a source declared in sources/<name>.yaml (used with 'day')"),
         "day": day_param("Day to score", "YYYY-MM-DD; empty = the days announced by the triggering asset events"),

@@ -2,7 +2,8 @@
 
 Sent for input drift, prediction drift (suspect predictions), a failed night, a night not done by
 its deadline (the nightly DAG's ``DeadlineAlert``), the champion watch, and labels that did not
-arrive within the retraining DAG's maximum wait (``labels_overdue``); never for a quiet normal night. Configure it like any Airflow connection, e.g.
+arrive within the retraining DAG's maximum wait (``labels_overdue``), and a failed task of the scoring,
+retraining or rollback DAG (``task_failed``, ``nightshift.notifiers``); never for a quiet normal night. Configure it like any Airflow connection, e.g.
 ``AIRFLOW_CONN_NIGHTSHIFT_ALERTS='{"conn_type": "http", "host": "https://hooks.example.org/nightshift"}'``
 (``host`` a whole URL), or as ``http://host:port/path``. Without the connection, an alert is
 logged at WARNING and said to be undelivered; a webhook that fails is logged at ERROR and does
@@ -37,7 +38,8 @@ from typing import Any
 
 CONN_ID = "nightshift_alerts"
 SMTP_CONN_ID = "nightshift_alerts_smtp"
-KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch", "night_deadline", "labels_overdue")
+KINDS = ("input_drift", "prediction_drift", "failed_night", "champion_watch", "night_deadline", "labels_overdue",
+         "task_failed")
 log = logging.getLogger("nightshift.alerts")
 
 

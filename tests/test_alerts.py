@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nightshift.alerts import read_alerts, send_alert, webhook_url
@@ -160,8 +162,6 @@ def smtp_sink():
 
 
 def _smtp_connection(monkeypatch, port: int, **extra) -> None:
-    import json
-
     monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_ALERTS_SMTP", json.dumps({
         "conn_type": "smtp", "host": "127.0.0.1", "port": port, "login": "nightshift", "password": "s3cret-pass",
         "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 5, **extra}}))
@@ -201,3 +201,49 @@ def test_a_mail_server_that_fails_does_not_fail_the_alert(tmp_path, monkeypatch,
     assert len(logged) == 3 and all("could not be e-mailed through 'nightshift_alerts_smtp'" in m for m in logged), logged
     assert "has no recipients (extra 'to')" in logged[1]
     assert [a["emailed"] for a in read_alerts(tmp_path)] == [False, False, False]
+
+
+def test_a_failed_task_s_notifier_alerts_with_the_run_the_task_and_the_error(tmp_path, monkeypatch, webhook_sink):
+    """TaskFailedNotifier called as Airflow calls an on_failure_callback (with the task's context)."""
+    import types
+
+    from nightshift.notifiers import TaskFailedNotifier
+
+    url, received = webhook_sink
+    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_ALERTS", json.dumps({"conn_type": "http", "host": url}))
+    monkeypatch.setenv("NIGHTSHIFT_DATA_ROOT", str(tmp_path))
+    ti = types.SimpleNamespace(dag_id="nightshift_scoring", task_id="score_sessions", map_index=0,
+                               run_id="manual__2026-11-05", try_number=1)
+    context = {"ti": ti, "dag_run": types.SimpleNamespace(run_id="manual__2026-11-05", dag_id="nightshift_scoring"),
+               "params": {"source": "hdfs", "day": "2026-11-05"}, "exception": RuntimeError("spark-submit exited 1")}
+    TaskFailedNotifier()(context)
+    [alert] = received
+    assert (alert["kind"], alert["source"], alert["day"]) == ("task_failed", "hdfs", "2026-11-05")
+    assert alert["message"] == ("nightshift_scoring: task score_sessions[0] failed in run manual__2026-11-05: "
+                                "RuntimeError: spark-submit exited 1")
+    assert alert["details"]["task_id"] == "score_sessions" and alert["details"]["try_number"] == 1
+    # a run without source/day parameters (the rollback DAG's form has a source, no day)
+    TaskFailedNotifier()({"ti": ti, "params": {"source": "hdfs"}})
+    assert (received[1]["source"], received[1]["day"]) == ("hdfs", "-")
+    assert received[1]["message"].endswith("failed in run manual__2026-11-05: no error given")
+
+
+@pytest.mark.e2e
+def test_a_refused_rollback_run_alerts_through_the_notifier(tmp_path, airflow_env, webhook_sink):
+    """A real run (``airflow dags test``) of the rollback DAG with no champion to roll back: the task
+    fails and Airflow calls its notifier, which alerts the webhook once."""
+    from nightshift.localenv import run_dag
+
+    url, received = webhook_sink
+    env = airflow_env(tmp_path / "airflow", tmp_path / "data")
+    env["AIRFLOW_CONN_NIGHTSHIFT_ALERTS"] = json.dumps({"conn_type": "http", "host": url})
+    (tmp_path / "data" / "mlflow").mkdir(parents=True)
+    code = run_dag("nightshift_rollback", "2026-11-10", {"source": "hdfs", "reason": "test: nothing to undo"}, env,
+                   tmp_path / "rollback.log")
+    log = (tmp_path / "rollback.log").read_text()
+    assert code != 0 and "rollback refused" in log, log[-3000:]
+    [alert] = received
+    assert (alert["kind"], alert["source"], alert["day"]) == ("task_failed", "hdfs", "-"), alert
+    assert alert["message"].startswith("nightshift_rollback: task roll_back_champion failed in run "), alert
+    assert "rollback refused" in alert["message"] and alert["airflow_run_id"], alert
+    assert read_alerts(tmp_path / "data") == [{**alert, "delivered": True, "emailed": None}]

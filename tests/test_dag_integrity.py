@@ -170,3 +170,19 @@ def test_every_task_has_an_execution_timeout(dagbag):
     approval = nightly.get_task("await_approval")
     assert approval.response_timeout == timedelta(days=1)
     assert approval.execution_timeout is not None and approval.execution_timeout < approval.response_timeout
+
+
+def test_a_failed_task_of_the_scoring_retraining_or_rollback_dag_alerts(dagbag):
+    """Their tasks carry the TaskFailedNotifier (``task_failed`` alert); the nightly DAG alerts through
+    report_night instead, and the label sensor through its own labels_overdue alert."""
+    from nightshift.notifiers import TaskFailedNotifier
+
+    def notifiers(task) -> list:
+        callbacks = task.on_failure_callback or []
+        return [c for c in (callbacks if isinstance(callbacks, list) else [callbacks]) if isinstance(c, TaskFailedNotifier)]
+
+    for dag_id in ("nightshift_scoring", "nightshift_retraining", "nightshift_rollback"):
+        for task in dagbag.dags[dag_id].tasks:
+            expected = 0 if task.task_id == "handle_request.wait_for_labels" else 1
+            assert len(notifiers(task)) == expected, f"{dag_id}.{task.task_id}"
+    assert all(not notifiers(t) for t in dagbag.dags["nightshift_nightly"].tasks)
