@@ -69,32 +69,70 @@ def env(tmp_path):
 
 
 def test_tuning_and_threshold_never_see_the_holdout(env, monkeypatch):
-    """The holdout day's sessions carry a marker and poisoned (inverted) labels; every fit of the
-    search, the out-of-fold threshold and the final model records its rows: none is a holdout row."""
+    """The holdout day's sessions carry a marker and poisoned (inverted) labels. Every fit AND every
+    transform of the vectorizer (so every score: the search's validation, the out-of-fold scores the
+    threshold is chosen on, the final fit) is recorded in order. Until the final model is fitted
+    (``fit_model`` returns in ``train_candidate``) no holdout row is seen, neither fitted on nor
+    scored; after it nothing is fitted, the threshold stays the one the fit chose, and the holdout
+    is only scored (the evaluation). The search alone would hide a leak from a fit-only check: it
+    fits on earlier days and only *scores* its validation day."""
+    import nightshift.modeling
+
     settings, lake = env
     for i, day in enumerate(DAYS):
         frame = _sessions(day, 300, seed=i, anomaly_template="9")
         if day == DAYS[-1]:
             frame = frame.assign(duration_s=MARKER, label=1 - frame["label"])
         _write_day(lake, day, frame)
-    seen: list[np.ndarray] = []
-    original = nightshift_model.EventCountVectorizer.fit
+    events: list[tuple[str, int, int]] = []      # (what, rows, holdout rows among them)
+    final: dict[str, object] = {}
+    vectorizer = nightshift_model.EventCountVectorizer
+    original_fit, original_transform, original_fit_model = vectorizer.fit, vectorizer.transform, nightshift.modeling.fit_model
+
+    def record(what, X):
+        events.append((what, len(X), int((X["duration_s"].to_numpy() == MARKER).sum())))
 
     def recording_fit(self, X, y=None):
-        seen.append(X["duration_s"].to_numpy().copy())
-        return original(self, X, y)
+        record("fit", X)
+        return original_fit(self, X, y)
 
-    monkeypatch.setattr(nightshift_model.EventCountVectorizer, "fit", recording_fit)
+    def recording_transform(self, X):
+        record("transform", X)
+        return original_transform(self, X)
+
+    def recording_fit_model(model, X, y, days=None):
+        fitted = original_fit_model(model, X, y, days)
+        events.append(("final model fitted", len(X), 0))
+        final["threshold"] = getattr(fitted, "threshold_", None)
+        return fitted
+
+    monkeypatch.setattr(vectorizer, "fit", recording_fit)
+    monkeypatch.setattr(vectorizer, "transform", recording_transform)
+    monkeypatch.setattr(nightshift.modeling, "fit_model", recording_fit_model)
     config = load_training_config(PROJECT_ROOT / "config")
     config = dataclasses.replace(config, tuning={"budget_s": 600.0, "max_configs": 3})
     plan = plan_training(lake, "hdfs", DAYS[-1], config, 1)
     assert plan.holdout_days == (DAYS[-1],)
     for name in ("random_forest", "decision_tree", "pca_detector"):
-        seen.clear()
+        events.clear()
+        final.clear()
         result = train_candidate(settings, config, plan, name)
-        fits = len(seen)
-        assert fits >= (4 if name != "pca_detector" else 1), (name, fits)   # search + out-of-fold + final
-        assert all(MARKER not in rows for rows in seen), name
+        boundary = [i for i, e in enumerate(events) if e[0] == "final model fitted"]
+        assert len(boundary) == 1, (name, events)
+        before, after = events[:boundary[0]], events[boundary[0] + 1:]
+        leaks = [e for e in before if e[2]]
+        assert not leaks, f"{name}: holdout rows fitted on or scored before the final model was trained: {leaks}"
+        fits = [e for e in before if e[0] == "fit"]
+        # scoring, not the transform half of a fit_transform: a transform not right after a fit of the same rows
+        scored = [e for i, e in enumerate(before) if e[0] == "transform" and (i == 0 or before[i - 1][:2] != ("fit", e[1]))]
+        if name != "pca_detector":
+            assert len(fits) >= 4 and len(scored) >= 3, (name, before)   # search (>= 2 configurations) + out-of-fold + final
+        else:
+            assert len(fits) == 1, (name, before)
+        assert not [e for e in after if e[0] == "fit"], f"{name}: fitted after the final model: {after}"
+        assert any(e[2] == e[1] == 300 for e in after if e[0] == "transform"), (name, after)   # the holdout, scored
+        assert result["threshold"] == final["threshold"], \
+            f"{name}: threshold changed after the final fit: {final['threshold']} -> {result['threshold']}"
         # reported to the millisecond: a label-free detector on 300 sessions can fit in under one
         assert result["seconds"]["train_seconds"] > 0 if name != "pca_detector" else result["seconds"]["train_seconds"] >= 0
     assert result["metrics"]["sessions"] == 300        # the holdout was scored, only scored
