@@ -29,6 +29,12 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def _pct(x: Any) -> str:
+    """A share as a percentage; "n/a" where the statistic was not available (e.g. the unseen-session
+    share of a profile without per-session template sets)."""
+    return f"{x:.1%}" if isinstance(x, (int, float)) else "n/a"
+
+
 def render_markdown(record: dict[str, Any], validation: dict[str, Any], drift: dict[str, Any] | None = None) -> str:
     """The record as Markdown (pure; images are referenced by file name)."""
     out = [f"# Nightshift decision: {record['source']} {record['day']}", "",
@@ -116,21 +122,24 @@ def _drift_section(drift: dict[str, Any] | None) -> list[str]:
     for name, ref in (drift.get("references") or {}).items():
         label = {"champion_training": "champion's training days (skew)", "recent": "recent validated days"}.get(name, name)
         if not ref.get("days"):
-            rows.append([label, "-", *["" for _ in range(7)]])
+            rows.append([label, "-", *["" for _ in range(8)]])
             continue
         st = ref["stats"]
         rows.append([label, ", ".join(ref["days"]), _fmt(st["js_distance"]), _fmt(st["psi"]),
                      f"{st['unseen_line_share']:.1%} ({len(st['unseen_templates'])} templates)",
+                     _pct(st.get("unseen_session_share")),
                      _fmt(st["volume_ratio_lines"]),
                      f"{_fmt(st['mean_session_length'])} vs {_fmt(st['reference_mean_session_length'])}",
                      f"{_fmt(st['warn_share'])} vs {_fmt(st['reference_warn_share'])}",
                      f"{_fmt(st['error_share'])} vs {_fmt(st['reference_error_share'])}"])
-    out.append(_table(["reference", "days", "JS distance", "PSI", "unseen lines", "volume (x median)",
-                       "lines/session (tonight vs ref)", "warn share", "error share"], rows))
+    out.append(_table(["reference", "days", "JS distance", "PSI", "unseen lines", "unseen sessions",
+                       "volume (x median)", "lines/session (tonight vs ref)", "warn share", "error share"], rows))
     t = drift.get("thresholds") or {}
     if t:
+        sessions = t.get("unseen_session_share_max")
         out += ["", f"Flagged above JS {t['js_distance_max']}, unseen lines {t['unseen_line_share_max']:.1%}, "
-                    f"volume outside {t['volume_ratio_min']}-{t['volume_ratio_max']}x (config/drift.yaml)."]
+                    + (f"unseen sessions {sessions:.1%}, " if sessions is not None else "")
+                    + f"volume outside {t['volume_ratio_min']}-{t['volume_ratio_max']}x (config/drift.yaml)."]
     if drift.get("references", {}).get("champion_training", {}).get("days") or drift.get("references", {}).get("recent", {}).get("days"):
         out += ["", f"![template distribution, reference vs tonight]({DRIFT_IMAGE})", "",
                 f"![drift per night: JS distance and unseen share against the recent days]({DRIFT_TREND_IMAGE})"]

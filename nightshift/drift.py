@@ -3,8 +3,9 @@ recent days? Computed before any label of the day is used, so it warns when the 
 
 Each day's **profile** is computed in Spark from the day's session features when they are built
 (``nightshift.features.run_features``, the ``features`` report's ``profile``): lines and sessions,
-the template distribution (lines per template id), the shares of warn and error lines, the mean
-session length. Tonight's profile is compared here (plain Python on those small dicts) with two
+the template distribution (lines per template id), the sessions per distinct set of template ids
+(``session_template_sets``, below), the shares of warn and error lines, the mean session length.
+Tonight's profile is compared here (plain Python on those small dicts) with two
 references: the champion's training days, and a rolling window of recent validated days.
 
 Statistics (documented choices):
@@ -12,12 +13,30 @@ Statistics (documented choices):
   distributions. Chosen over PSI as the flag because it is bounded and symmetric, and defined when
   a template is absent on one side (new templates are exactly what drift brings); **PSI** (with a
   small floor for empty bins) is reported next to it for people used to it.
-- **Unseen share**: lines whose template never occurred in the reference.
+- **Unseen share**: lines whose template never occurred in the reference (``unseen_line_share``),
+  and sessions with at least one such line (``unseen_session_share``).
 - **Volume**: tonight's lines and sessions over the reference days' median.
 - **Session length and level shares**: tonight's mean lines per session and warn/error shares, next
   to the reference's.
 Thresholds are data per source (``config/drift.yaml``), with defaults that hold for the shipped
 sources.
+
+Why the profile keeps ``session_template_sets`` (a count of sessions per distinct set of template
+ids, key: the set's ids sorted numerically and comma-joined, e.g. ``{"1,2,5": 2810, "1,2,5,9": 12}``)
+for the unseen-session share: the reference is only known at drift-check time (the champion can
+change between the features job and the check), and "sessions with any template outside R" cannot
+be recovered from per-template session counts (a session with two new templates would count twice).
+The sets are exact for any reference, and small for log data (sessions of one system repeat a few
+lifecycles: the demo's HDFS days have 48 to 67 distinct sets for 3,000 sessions, about 2 KB of
+JSON). They cost one more Spark aggregation over the day's written features (one row per session)
+and keep the check what it is for every other statistic: a pure function of the day reports'
+profiles, testable on constructed dicts, recomputable for any day whose reports are kept. Reading
+tonight's features Parquet (``event_counts``) at check time would be exact too and spare the Spark
+aggregation, but would make the check read a lake partition and depend on its schema. Above
+``SESSION_TEMPLATE_SETS_MAX`` distinct sets the profile stores None instead (bounded report size);
+that night's unseen-session share, like that of a profile written before the field existed, is
+None: reported as not available, never flagged. Only tonight's sets are used: the reference side
+needs the template ids alone, so older reference profiles work unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +50,7 @@ from typing import Any
 import yaml
 
 PSI_FLOOR = 1e-4
+SESSION_TEMPLATE_SETS_MAX = 5000   # distinct per-session template sets kept in a profile (more: None)
 
 
 def _normalise(counts: dict[str, float], keys) -> list[float]:
@@ -66,6 +86,21 @@ def unseen_share(counts: dict[str, float], reference: dict[str, float]) -> float
     return (sum(v for k, v in counts.items() if k not in reference) / total) if total else 0.0
 
 
+def unseen_session_share(session_template_sets: dict[str, float] | None, reference) -> float | None:
+    """Share of sessions with at least one template id that never occurs in ``reference`` (a
+    collection of template ids). ``session_template_sets`` maps a set of template ids (comma-joined)
+    to the number of sessions whose distinct templates are exactly that set; None (a profile
+    without the sets) gives None: not available."""
+    if session_template_sets is None:
+        return None
+    total = sum(session_template_sets.values())
+    if not total:
+        return 0.0
+    unseen = sum(n for key, n in session_template_sets.items()
+                 if any(t not in reference for t in str(key).split(",") if t))
+    return unseen / total
+
+
 def robust_bounds(values: list[float], k: float) -> tuple[float, float] | None:
     """``median +- k * MAD`` of ``values`` (scaled MAD: 1.4826 x the median absolute deviation, so
     k is in standard deviations for normal data); None for fewer than 3 values."""
@@ -81,6 +116,7 @@ class DriftThresholds:
     window_days: int = 7               # the rolling reference: up to this many validated days before tonight
     js_distance_max: float = 0.2       # template distribution (Jensen-Shannon distance, base 2)
     unseen_line_share_max: float = 0.02   # lines whose template the reference never saw
+    unseen_session_share_max: float | None = None   # sessions with any such line (None: not checked)
     volume_ratio_min: float = 0.5      # tonight's lines / the reference median
     volume_ratio_max: float = 2.0
     flag_rate_ratio_max: float = 3.0   # prediction drift: tonight's flag rate / the champion's holdout flag rate
@@ -119,6 +155,7 @@ def compare(tonight: dict[str, Any], reference: list[dict[str, Any]], thresholds
         "js_distance": round(js_distance(tonight["templates"], ref_templates), 4),
         "psi": round(psi(tonight["templates"], ref_templates), 4),
         "unseen_line_share": round(unseen_share(tonight["templates"], ref_templates), 4),
+        "unseen_session_share": _round(unseen_session_share(tonight.get("session_template_sets"), ref_templates)),
         "unseen_templates": sorted(k for k in tonight["templates"] if k not in ref_templates),
         "volume_ratio_lines": round(tonight["lines"] / statistics.median(ref_lines), 4) if ref_lines and statistics.median(ref_lines) else None,
         "volume_ratio_sessions": round(tonight["sessions"] / statistics.median(ref_sessions), 4)
@@ -136,11 +173,18 @@ def compare(tonight: dict[str, Any], reference: list[dict[str, Any]], thresholds
     if stats["unseen_line_share"] > thresholds.unseen_line_share_max:
         exceeded.append(f"unseen templates: {stats['unseen_line_share']:.1%} of lines "
                         f"({len(stats['unseen_templates'])} templates) > {thresholds.unseen_line_share_max:.1%}")
+    session_share, session_max = stats["unseen_session_share"], thresholds.unseen_session_share_max
+    if session_max is not None and session_share is not None and session_share > session_max:
+        exceeded.append(f"unseen templates: {session_share:.1%} of sessions > {session_max:.1%}")
     ratio = stats["volume_ratio_lines"]
     if ratio is not None and not (thresholds.volume_ratio_min <= ratio <= thresholds.volume_ratio_max):
         exceeded.append(f"volume: {ratio:.2f}x the reference median of lines "
                         f"(allowed {thresholds.volume_ratio_min}-{thresholds.volume_ratio_max}x)")
     return {"stats": stats, "exceeded": exceeded}
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
 
 
 def _mean(values: list) -> float | None:
@@ -236,8 +280,8 @@ def record_day_drift(settings, lake, source: str, day: str, model_name: str) -> 
 
 
 _REFERENCES = ("recent", "champion_training")
-_REFERENCE_STATS = ("js_distance", "psi", "unseen_line_share", "volume_ratio_lines", "volume_ratio_sessions",
-                    "reference_mean_session_length")
+_REFERENCE_STATS = ("js_distance", "psi", "unseen_line_share", "unseen_session_share", "volume_ratio_lines",
+                    "volume_ratio_sessions", "reference_mean_session_length")
 _TONIGHT_STATS = ("mean_session_length", "warn_share", "error_share")
 DRIFT_TABLE_COLUMNS = ("day", "flagged", "summary", "champion_version", *_TONIGHT_STATS,
                        *(f"{ref}_{k}" for ref in _REFERENCES for k in ("days", *_REFERENCE_STATS, "unseen_templates")),

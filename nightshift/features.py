@@ -88,6 +88,22 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
     )
 
 
+def session_template_sets(features: "DataFrame", limit: int | None = None) -> dict[str, int] | None:
+    """The number of sessions per distinct set of template ids in ``event_counts`` (key: the ids
+    sorted numerically, comma-joined: ``{"1,2": 2, "3": 1}``), for the unseen-session share of
+    ``nightshift.drift`` (which says why this shape); None when there are more than ``limit``
+    distinct sets (default ``nightshift.drift.SESSION_TEMPLATE_SETS_MAX``): a bounded profile."""
+    from pyspark.sql import functions as F
+
+    from nightshift.drift import SESSION_TEMPLATE_SETS_MAX
+
+    limit = SESSION_TEMPLATE_SETS_MAX if limit is None else limit
+    ids = F.array_sort(F.transform(F.map_keys("event_counts"), lambda k: k.cast("long")))
+    key = F.array_join(F.transform(ids, lambda t: t.cast("string")), ",")
+    rows = features.groupBy(key.alias("s")).count().limit(limit + 1).collect()
+    return {r["s"]: int(r["count"]) for r in rows} if len(rows) <= limit else None
+
+
 def attach_labels(features: "DataFrame", labels: "DataFrame | None") -> "DataFrame":
     """Set ``label``: from the ``session_id,label`` file where it has the session, else from the
     lines' own labels (sources with in-line labels), else null (no label has arrived)."""
@@ -152,7 +168,8 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
         F.sum("warn_count").alias("warn"),
         F.sum("error_count").alias("error"),
     ).first()
-    # the day's profile for drift detection (nightshift.drift): lines per template, level shares
+    # the day's profile for drift detection (nightshift.drift): lines per template, sessions per
+    # set of templates, level shares
     templates = {r["t"]: int(r["n"]) for r in written.select(F.explode("event_counts").alias("t", "n"))
                  .groupBy("t").agg(F.sum("n").alias("n")).collect()}
     lines_in_sessions = int(row["lines"] or 0)
@@ -160,6 +177,7 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
         "lines": lines_in_sessions,          # lines in sessions (lines without a session id are not profiled)
         "sessions": row["sessions"],
         "templates": templates,
+        "session_template_sets": session_template_sets(written),   # for the unseen-session share
         "mean_session_length": round(lines_in_sessions / row["sessions"], 4) if row["sessions"] else None,
         "warn_share": round(int(row["warn"] or 0) / lines_in_sessions, 6) if lines_in_sessions else None,
         "error_share": round(int(row["error"] or 0) / lines_in_sessions, 6) if lines_in_sessions else None,

@@ -36,10 +36,56 @@ def test_unseen_share_and_robust_bounds():
     assert low < 98.0 and high > 102.0 and low > 90.0 and high < 110.0
 
 
-def _profile(templates: dict[str, int], sessions: int = 100) -> dict:
+def _profile(templates: dict[str, int], sessions: int = 100, sets: dict[str, int] | None = None) -> dict:
     lines = sum(templates.values())
-    return {"lines": lines, "sessions": sessions, "templates": templates, "mean_session_length": lines / sessions,
-            "warn_share": 0.01, "error_share": 0.001}
+    profile = {"lines": lines, "sessions": sessions, "templates": templates, "mean_session_length": lines / sessions,
+               "warn_share": 0.01, "error_share": 0.001}
+    if sets is not None:
+        profile["session_template_sets"] = sets
+    return profile
+
+
+def test_unseen_session_share_identical_disjoint_mixed_and_not_available():
+    from nightshift.drift import unseen_session_share
+
+    reference = {"1": 500, "2": 300, "3": 200}
+    assert unseen_session_share({"1,2": 60, "1,2,3": 40}, reference) == 0.0          # every set seen: 0
+    assert unseen_session_share({"8": 30, "8,9": 70}, reference) == 1.0              # disjoint: every session
+    # 3 sessions with 9 next to seen templates, 1 with 9 alone: 4 of 10, whatever their line counts
+    assert unseen_session_share({"1,2": 6, "1,2,9": 3, "9": 1}, reference) == pytest.approx(0.4)
+    assert unseen_session_share({"1,10": 5, "1": 5}, reference) == 0.5               # "10" is not "1" (ids, not text)
+    assert unseen_session_share({}, reference) == 0.0
+    assert unseen_session_share(None, reference) is None                              # older profile: not available
+
+
+def test_compare_flags_unseen_sessions_when_the_threshold_is_set():
+    reference = [_profile({"1": 500, "2": 300, "3": 200}, sets={"1,2,3": 100})]
+    # one new template on few lines (0.5%) but in 30 of 100 sessions: under the line threshold
+    tonight = _profile({"1": 500, "2": 300, "3": 195, "9": 5}, sets={"1,2,3": 70, "1,2,3,9": 30})
+    unchecked = compare(tonight, reference, DriftThresholds())
+    assert unchecked["stats"]["unseen_session_share"] == 0.3 and unchecked["stats"]["unseen_line_share"] == 0.005
+    assert unchecked["exceeded"] == []                                 # no session threshold: reported only
+    checked = compare(tonight, reference, DriftThresholds(unseen_session_share_max=0.05))
+    assert checked["exceeded"] == ["unseen templates: 30.0% of sessions > 5.0%"]
+    assert compare(_profile({"1": 500, "2": 300, "3": 200}, sets={"1,2,3": 100}), reference,
+                   DriftThresholds(unseen_session_share_max=0.05))["exceeded"] == []
+    # a profile written before the per-session sets existed: not available, never flagged
+    old = compare(_profile({"1": 500, "2": 300, "3": 195, "9": 5}), reference, DriftThresholds(unseen_session_share_max=0.05))
+    assert old["stats"]["unseen_session_share"] is None and old["exceeded"] == []
+
+
+def test_the_shipped_session_threshold_flags_a_drift_like_the_demo_s_and_not_a_normal_day():
+    from nightshift.settings import PROJECT_ROOT
+
+    thresholds = load_thresholds(PROJECT_ROOT / "config", "hdfs")
+    assert thresholds.unseen_session_share_max is not None
+    reference = [_profile({"1": 500, "2": 300, "3": 200}, sets={"1,2,3": 90, "1,3": 10})]
+    normal = compare(_profile({"1": 510, "2": 290, "3": 200}, sets={"1,2,3": 88, "1,3": 12}), reference, thresholds)
+    assert normal["stats"]["unseen_session_share"] == 0.0 and normal["exceeded"] == []
+    # the demo's drift day: a renamed template in most sessions (31% of lines, far more sessions)
+    drifted = compare(_profile({"1": 500, "3": 200, "7": 300}, sets={"1,3,7": 90, "1,3": 10}), reference, thresholds)
+    assert drifted["stats"]["unseen_session_share"] == 0.9
+    assert any("of sessions" in e for e in drifted["exceeded"])
 
 
 def test_compare_flags_new_templates_and_volume_but_not_a_normal_day():
@@ -124,6 +170,7 @@ def test_the_decision_record_has_a_drift_and_skew_section_with_the_template_plot
     md = render_markdown(record, {}, drift)
     assert "## Input drift and training/serving skew" in md and "**drift: flagged: vs champion training:" in md
     assert "champion's training days (skew) | 2026-11-01 |" in md and "70.0% (1 templates)" in md
+    assert "| unseen sessions |" in md and "70.0% (1 templates) | n/a |" in md   # profiles without session sets
     image = render_drift_image(tmp_path, lake, drift)
     assert image == tmp_path / DRIFT_IMAGE and image.read_bytes()[:4] == b"\x89PNG"
     lake.write_report("hdfs", days[1], "drift", day_drift(lake, "hdfs", days[1], DriftThresholds()))
@@ -150,8 +197,9 @@ def test_the_drift_table_has_one_row_per_day_and_reference(tmp_path):
 
     lake = Lake(tmp_path)
     days = ["2026-11-01", "2026-11-02", "2026-11-03"]
-    for d, templates in zip(days, [{"1": 500, "2": 500}, {"1": 510, "2": 490}, {"1": 100, "9": 900}]):
-        lake.write_report("hdfs", d, "features", {"profile": _profile(templates)})
+    sets = [{"1,2": 100}, {"1,2": 100}, {"1": 20, "1,9": 80}]
+    for d, templates, day_sets in zip(days, [{"1": 500, "2": 500}, {"1": 510, "2": 490}, {"1": 100, "9": 900}], sets):
+        lake.write_report("hdfs", d, "features", {"profile": _profile(templates, sets=day_sets)})
         for s in ("parsed_lines", "session_features"):
             lake.write_report("hdfs", d, f"validation_{s}", {"success": True})
         lake.write_report("hdfs", d, "drift", day_drift(lake, "hdfs", d, DriftThresholds()))
@@ -168,6 +216,8 @@ def test_the_drift_table_has_one_row_per_day_and_reference(tmp_path):
     assert drifted["recent_days"] == "2026-11-01,2026-11-02" and "JS distance" in drifted["exceeded"]
     assert drifted["champion_training_days"] == "" and pd.isna(drifted["champion_training_js_distance"])
     assert drifted["mean_session_length"] == 10.0
+    assert normal["recent_unseen_session_share"] == 0.0 and drifted["recent_unseen_session_share"] == 0.8
+    assert pd.isna(drifted["champion_training_unseen_session_share"])
 
 
 _TABLE_WRITER = """
@@ -236,3 +286,23 @@ def test_learned_template_share_bounds_for_the_most_frequent_templates(tmp_path)
     assert one["days"] == days[:3]
     assert learned_template_share_bounds(lake, "hdfs", days[3], DriftThresholds(template_share_top=0)) is None
     assert template_shares({"lines": 200, "templates": {"1": 50}}, ["1", "7"]) == {"1": 0.25, "7": 0.0}
+
+
+def test_drift_cell_renders_flagged_none_and_no_reference():
+    from nightshift.summary import drift_cell
+
+    stats = {"js_distance": 0.5012, "unseen_line_share": 0.311}
+    flagged = {"flagged": True, "summary": "drift: flagged: vs recent: ...",
+               "references": {"recent": {"days": ["2026-11-03"], "stats": stats},
+                              "champion_training": {"days": [], "note": "no reference days yet"}}}
+    assert drift_cell(flagged) == "drift: flagged (JS 0.50, unseen 31.1%)"
+    quiet = {"flagged": False, "summary": "no drift (JS 0.020, unseen 0.0%)",
+             "references": {"recent": {"days": ["2026-11-02"], "stats": {"js_distance": 0.02, "unseen_line_share": 0.0}},
+                            "champion_training": {"days": ["2026-11-01"],
+                                                  "stats": {"js_distance": 0.03, "unseen_line_share": 0.001}}}}
+    assert drift_cell(quiet) == "none (JS 0.03, unseen 0.1%)"          # the larger of the two references
+    first = {"flagged": False, "summary": "no reference yet (first validated day)",
+             "references": {"recent": {"days": [], "note": "no reference days yet"}}}
+    assert drift_cell(first) == "no reference yet"
+    missing = {"flagged": False, "summary": "not computed: no profile for the day (features not built)", "references": {}}
+    assert drift_cell(missing) == "not computed: no profile for the day (features not built)"

@@ -64,3 +64,17 @@ def test_components_beyond_the_code_limit_aggregate_as_strings_with_the_same_res
     monkeypatch.setattr(features, "_COMPONENT_CODE_LIMIT", 1)     # 3 distinct components > 1
     assert sorted(session_features(parsed).collect()) == coded
     assert {r.session_id: r.component for r in coded} == {"blk_1": "comp1", "blk_2": "comp2"}
+
+
+def test_session_template_sets_count_sessions_per_distinct_set_of_template_ids(spark):
+    from nightshift.features import session_template_sets
+
+    parsed = _parsed(spark, [
+        ("blk_1", 0, "INFO", 2), ("blk_1", 1, "INFO", 10), ("blk_1", 2, "INFO", 2),    # {2, 10}
+        ("blk_2", 0, "INFO", 10), ("blk_2", 1, "INFO", 2),                             # {2, 10} again
+        ("blk_3", 0, "INFO", 9), (None, 0, "INFO", 4),
+    ])
+    features = session_features(parsed)
+    # ids sorted as numbers (2 before 10), one key per set, sessions counted once whatever their lines
+    assert session_template_sets(features) == {"2,10": 2, "9": 1}
+    assert session_template_sets(features, limit=1) is None          # more distinct sets than kept: not stored
