@@ -211,3 +211,26 @@ def test_an_alias_moved_outside_nightshift_is_said_in_the_header(settings, night
         .set_registered_model_alias(MODEL, "champion", "3")          # by hand, as in MLflow's UI
     page = client.get("/view").text
     assert "outside-move" in page and "points at v3" in page and "last move installed v2" in page
+
+
+def _night_row(page: str, day: str) -> str:
+    return page.split(f"<tr class='night' data-day='{day}'")[1].split("</tr>")[0]
+
+
+def test_the_drift_column_shows_a_flagged_night_and_a_normal_one(settings, nights):
+    stats = {"js_distance": 0.02, "unseen_line_share": 0.0}
+    nights.write_report("hdfs", "2026-11-04", "drift", {
+        "flagged": False, "summary": "no drift (JS 0.020, unseen 0.0%)",
+        "references": {"recent": {"days": ["2026-11-02"], "stats": stats}}})
+    nights.write_report("hdfs", "2026-11-05", "drift", {
+        "flagged": True, "summary": "drift: flagged: vs recent: unseen templates: 31.1% of lines",
+        "references": {"recent": {"days": ["2026-11-02", "2026-11-04"],
+                                  "stats": {"js_distance": 0.5, "unseen_line_share": 0.311}}}})
+    page = TestClient(create_app()).get("/view").text
+    assert "<th>drift</th>" in page
+    flagged, normal = _night_row(page, "2026-11-05"), _night_row(page, "2026-11-04")
+    assert "<td class='drift flagged'>drift: flagged (JS 0.50, unseen 31.1%)</td>" in flagged
+    assert "<td class='drift'>none (JS 0.02, unseen 0.0%)</td>" in normal and "flagged" not in normal
+    assert "<td class='drift'>-</td>" in _night_row(page, "2026-11-01")             # no drift report: a dash
+    assert [n["drift_flagged"] for n in TestClient(create_app()).get("/nights/hdfs.json").json()["nights"]] == [
+        False, False, False, False, True]
