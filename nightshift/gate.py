@@ -13,7 +13,11 @@ Checks, for a challenger against the current champion on the same sessions:
   becomes significant while a one-day fluke does not. What the interval must show is the ``rule``:
   ``strict``: its lower bound exceeds ``margin`` (significantly better);
   ``non_inferior``: significantly better, OR non-inferior (lower bound > -``non_inferiority_delta``)
-  with a better point estimate, OR non-inferior while the champion is stale (see below);
+  with a better point estimate, OR non-inferior while the champion is stale (see below).
+  The gate before issue 13 ("the lower bound must exceed 0.0 on the holdout bootstrap") is
+  ``rule: strict`` AND ``bootstrap_days: holdout`` (with ``margin: 0.0``): ``rule: strict`` alone
+  still pools the backtest days into the interval, and an improvement repeated on those days can
+  pass it where the old gate kept the champion (``judged_interval``);
 - staleness: a champion trained on fewer days than the challenger, or whose newest training day
   is more than ``stale_after_days`` before the night, yields to a non-inferior challenger trained
   on more recent data (``rule: non_inferior`` only);
@@ -169,6 +173,17 @@ def pooled_bootstrap_f1_diff(groups, resamples: int, confidence: float, seed: in
     if names is not None:
         out.update(days=list(names), sessions=[int(n) for n in sizes])
     return out
+
+
+def judged_interval(policy: GatePolicy, holdout_interval: dict[str, Any], groups, names: list[str]) -> dict[str, Any]:
+    """The interval the rule judges. ``bootstrap_days: holdout``: ``holdout_interval`` (the holdout
+    sessions alone; with ``rule: strict`` and ``margin: 0.0`` the gate before issue 13).
+    ``pooled``: ``groups`` (one ``(y, challenger_pred, champion_pred)`` per day, the holdout's
+    first, then the backtest days both models predict out of sample; ``names`` theirs) pooled by
+    :func:`pooled_bootstrap_f1_diff`, or the holdout's interval when there is no other day."""
+    if policy.bootstrap_days == "holdout" or len(groups) <= 1:
+        return holdout_interval
+    return pooled_bootstrap_f1_diff(groups, policy.bootstrap_resamples, policy.confidence, policy.seed, names)
 
 
 def length_bucket(line_count) -> np.ndarray:

@@ -181,15 +181,12 @@ def judge(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: Train
         in_sample = champion_in_sample_days(champion, champion_days)
         backtest = backtest_rows(settings, config, plan, best_name, best["model"], champion_model, policy, per_day,
                                  in_sample)
-        interval = holdout_interval
-        if policy.bootstrap_days == "pooled":
-            # pooled evidence only from days both models predict out of sample (the champion's own
-            # training days would compare a challenger against the champion's fit of its training data)
-            extra = [d for d in sorted(per_day) if d not in plan.holdout_days and d not in (in_sample or ())]
-            if extra:
-                interval = gate.pooled_bootstrap_f1_diff(
-                    [(y, best["pred"], champion_pred), *(per_day[d] for d in extra)], policy.bootstrap_resamples,
-                    policy.confidence, policy.seed, [",".join(plan.holdout_days), *extra])
+        # bootstrap_days pooled: evidence only from days both models predict out of sample (the champion's
+        # own training days would compare a challenger against the champion's fit of its training data)
+        extra = [d for d in sorted(per_day) if d not in plan.holdout_days and d not in (in_sample or ())]
+        interval = gate.judged_interval(policy, holdout_interval,
+                                        [(y, best["pred"], champion_pred), *(per_day[d] for d in extra)],
+                                        [",".join(plan.holdout_days), *extra])
         staleness = gate.is_stale(champion_days, plan.train_days, plan.day, policy)
         slices = gate.slice_table(holdout, best["pred"], champion_pred, policy.slice_columns,
                                   policy.slice_min_sessions, policy.slice_min_positives)

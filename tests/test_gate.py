@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from nightshift.gate import (
-    check_backtest, check_bootstrap, check_floors, check_slices, decision_reason, is_stale, length_bucket, load_policy,
-    metrics, paired_bootstrap_f1_diff, pooled_bootstrap_f1_diff, slice_table, waive_backtest_for_broken_champion,
+    check_backtest, check_bootstrap, check_floors, check_slices, decision_reason, is_stale, judged_interval, length_bucket,
+    load_policy, metrics, paired_bootstrap_f1_diff, pooled_bootstrap_f1_diff, slice_table, waive_backtest_for_broken_champion,
 )
 from nightshift.settings import PROJECT_ROOT
 
@@ -220,6 +220,45 @@ def test_strict_rule_is_todays_rule():
     # one day pooled = the plain paired bootstrap
     y, a, b = _day(4)
     assert pooled_bootstrap_f1_diff([(y, a, b)], 300, 0.9, 5) == paired_bootstrap_f1_diff(y, a, b, 300, 0.9, 5)
+
+
+def test_the_old_gate_is_strict_on_the_holdout_and_keeps_the_champion_at_a_lower_bound_of_exactly_zero():
+    """Issue 13's real case: tonight the challenger catches one anomaly more than the champion and is
+    otherwise the same, so the holdout bootstrap's lower bound is exactly +0.000 (a resample without
+    that session is a tie). The old gate (``rule: strict`` + ``bootstrap_days: holdout``) keeps the
+    champion; the shipped default (``non_inferior``, pooled with backtest days where the two are
+    equal) promotes the non-inferior challenger for its better point estimate. And ``rule: strict``
+    alone is not the old gate: it judges the pooled interval."""
+    shipped = load_policy(PROJECT_ROOT / "config")
+    assert shipped.rule == "non_inferior" and shipped.bootstrap_days == "pooled" and shipped.margin == 0.0
+    old_gate = dataclasses.replace(shipped, rule="strict", bootstrap_days="holdout")
+    floors = {"name": "floors", "passed": True, "detail": "floors passed"}
+    holdout = _day(1, champion_misses=4, challenger_misses=3)
+    names = ["d3", "d1", "d2"]
+
+    def judged(policy, backtest_days):
+        holdout_interval = pooled_bootstrap_f1_diff([holdout], policy.bootstrap_resamples, policy.confidence,
+                                                    policy.seed, names[:1])
+        interval = judged_interval(policy, holdout_interval, [holdout, *backtest_days], names)
+        return holdout_interval, interval, check_bootstrap(interval, policy)
+
+    equal = [_day(s, champion_misses=3, challenger_misses=3) for s in (2, 3)]
+    holdout_interval, interval, check = judged(old_gate, equal)
+    assert interval is holdout_interval and holdout_interval["days"] == ["d3"]
+    assert holdout_interval["lower"] == 0.0 and holdout_interval["observed"] > 0
+    assert not check["passed"] and "(holdout)" in check["detail"] and "[+0.000," in check["detail"]
+    assert decision_reason([floors, check]) == (False, f"bootstrap failed: {check['detail']}")    # kept
+
+    _, interval, check = judged(shipped, equal)
+    assert interval["days"] == names and interval["observed"] > 0 and interval["lower"] == 0.0
+    assert check["passed"] and check["via"] == "non_inferior+better" and "pooled" in check["detail"]
+    assert decision_reason([floors, check])[0]                                                   # promoted
+
+    # the same holdout after two nights on which the challenger caught three more each: the pooled
+    # interval clears 0, so strict on pooled days promotes where the old gate (holdout only) keeps
+    better = [_day(s) for s in (2, 3)]
+    assert judged(dataclasses.replace(shipped, rule="strict"), better)[2]["passed"]
+    assert not judged(old_gate, better)[2]["passed"]
 
 
 def test_policy_rejects_an_unknown_rule(tmp_path):
