@@ -383,8 +383,27 @@ def prediction_drift(lake, source: str, day: str, champion_version, flag_rate: f
     return {"flag_rate": flag_rate, "references": {k: round(v, 6) for k, v in references.items()},
             "suspect": bool(reasons), "reasons": reasons,
             "input_drift": input_drift.get("summary"),
-            # training/serving skew: the features scored tonight against those the champion was trained on
-            "skew": ((input_drift.get("references") or {}).get("champion_training") or {}).get("stats")}
+            "skew": serving_skew(lake, source, day, champion_version, thresholds, input_drift)}
+
+
+def serving_skew(lake, source: str, day: str, champion_version, thresholds: DriftThresholds,
+                 input_drift: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Training/serving skew: the statistics of the features scored tonight against those of the
+    days ``champion_version`` (the model that scored them) was trained on. The night's drift report
+    holds them when the night's champion is that version; otherwise (a rollback or a promotion
+    between the night's drift check and the scoring) they are computed here from the profiles.
+    None when the version's training days have no profile."""
+    input_drift = input_drift if input_drift is not None else (lake.read_report(source, day, "drift") or {})
+    reference = (input_drift.get("references") or {}).get("champion_training") or {}
+    if str(input_drift.get("champion_version")) == str(champion_version) and reference.get("stats"):
+        days, stats = reference["days"], reference["stats"]
+    else:
+        tonight = profile_of(lake, source, day)
+        days = [d for d in champion_training_days(lake, source, champion_version) if profile_of(lake, source, d)]
+        if tonight is None or not days:
+            return None
+        stats = compare(tonight, [profile_of(lake, source, d) for d in days], thresholds)["stats"]
+    return {"champion_version": str(champion_version), "reference_days": list(days), **stats}
 
 
 # what the learned bounds bound, per validation suite: (report, key) of the recent validated days

@@ -148,6 +148,26 @@ def test_prediction_drift_against_the_holdout_and_recent_nights(tmp_path):
     assert prediction_drift(lake, "hdfs", "2026-11-04", 1, 0.03, DriftThresholds())["reasons"] == ["input drift: flagged: unseen"]
 
 
+
+def test_serving_skew_is_against_the_training_days_of_the_model_that_scored(tmp_path):
+    """The night's drift report compared tonight with v2's training days; scoring with v1 (rolled
+    back in since) measures the skew against v1's training days instead."""
+    from nightshift.drift import prediction_drift, serving_skew
+
+    lake = Lake(tmp_path)
+    days = ["2026-11-01", "2026-11-02", "2026-11-03"]
+    lake.write_report("hdfs", days[0], "features", {"profile": _profile({"1": 500, "2": 500})})
+    lake.write_report("hdfs", days[1], "features", {"profile": _profile({"1": 300, "9": 700})})
+    lake.write_report("hdfs", days[2], "features", {"profile": _profile({"1": 300, "9": 700})})
+    lake.write_report("hdfs", days[0], "decision", {"challenger_version": "1", "train_days": days[:1]})
+    lake.write_report("hdfs", days[1], "decision", {"challenger_version": "2", "train_days": days[1:2]})
+    lake.write_report("hdfs", days[2], "drift", day_drift(lake, "hdfs", days[2], DriftThresholds(), champion_version="2"))
+    same = serving_skew(lake, "hdfs", days[2], 2, DriftThresholds())
+    assert (same["champion_version"], same["reference_days"], same["unseen_line_share"]) == ("2", [days[1]], 0.0)
+    other = prediction_drift(lake, "hdfs", days[2], 1, 0.03, DriftThresholds())["skew"]
+    assert (other["champion_version"], other["reference_days"], other["unseen_line_share"]) == ("1", [days[0]], 0.7)
+    assert serving_skew(lake, "hdfs", days[2], 7, DriftThresholds()) is None        # no training days known
+
 def test_the_decision_record_has_a_drift_and_skew_section_with_the_template_plot(tmp_path):
     from nightshift.decision_record import (DRIFT_IMAGE, DRIFT_TREND_IMAGE, render_drift_image, render_drift_trend,
                                             render_html, render_markdown)
