@@ -12,15 +12,18 @@ gate_scenario = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gate_scenario)
 
 
-def test_the_strict_config_differs_from_the_shipped_one_only_in_its_rule(tmp_path):
+def test_the_before_configs_differ_from_the_shipped_one_only_in_the_gate_s_settings(tmp_path):
     shipped = load_policy(PROJECT_ROOT / "config")
-    assert shipped.rule == "non_inferior"
+    assert shipped.rule == "non_inferior" and shipped.bootstrap_days == "pooled"
     assert gate_scenario.config_dir_for("non_inferior", tmp_path) == PROJECT_ROOT / "config"
-    strict_dir = gate_scenario.config_dir_for("strict", tmp_path)
-    assert strict_dir == tmp_path / "config"
-    assert load_policy(strict_dir).to_dict() == {**shipped.to_dict(), "rule": "strict"}
-    for name in ("training.yaml", "drift.yaml"):
-        assert (strict_dir / name).read_text() == (PROJECT_ROOT / "config" / name).read_text()
+    for name, settings in (("strict", {"rule": "strict"}),
+                           ("old", {"rule": "strict", "bootstrap_days": "holdout", "margin": 0.0})):
+        base = tmp_path / name
+        config = gate_scenario.config_dir_for(name, base)
+        assert config == base / "config"
+        assert load_policy(config).to_dict() == {**shipped.to_dict(), **settings}
+        for other in ("training.yaml", "drift.yaml"):
+            assert (config / other).read_text() == (PROJECT_ROOT / "config" / other).read_text()
 
 
 def _record(day, decision, champion_before, champion_after, challenger_version, backtest, reason="r"):
