@@ -176,7 +176,9 @@ def nightshift_nightly():
     @task
     def plan_training(day: str, params=None) -> list[dict]:
         """Pick holdout and training days; one training job per candidate. Skips the rest of the
-        run (recording why) when there is not enough validated labelled data."""
+        run (recording why) when there is not enough validated labelled data. A source without
+        labels needs one validated day: on its first, the detectors train on that day and are
+        judged on it, in sample, by the flag-rate bounds only."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from nightshift.candidate_kinds import DETECTOR_KINDS

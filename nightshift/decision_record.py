@@ -236,15 +236,17 @@ def _champion_warning(record: dict[str, Any]) -> list[str]:
 def _render_without_labels(record: dict[str, Any], out: list[str]) -> str:
     """The record of a source without labels: flag rates per night, the check, the limits."""
     training = record.get("candidate_training") or {}
-    days = [*record["train_days"], *record["holdout_days"]]
+    days = list(dict.fromkeys([*record["train_days"], *record["holdout_days"]]))   # in sample: the same day once
+    in_sample = " (in sample: the same day, judged by the flag-rate bounds only)" if record.get("in_sample") else ""
     out += ["", "## What this decision cannot know", "", record["limits"], "",
-            f"## Detectors (tonight {', '.join(record['holdout_days'])}; trained on {', '.join(record['train_days'])})", ""]
+            f"## Detectors (tonight {', '.join(record['holdout_days'])}; trained on {', '.join(record['train_days'])}"
+            f"{in_sample})", ""]
     rows = []
     for n, m in record["candidates"].items():
         rates = (training.get(n) or {}).get("flag_rates") or {}
         sec = (training.get(n) or {}).get("seconds") or {}
         rows.append([n, *[f"{rates[d]:.2%}" if d in rates else "" for d in days],
-                     "" if m.get("recent_median") is None else f"{m['recent_median']:.2%}", f"{m['change']:.2%}",
+                     *(["", "n/a"] if m.get("recent_median") is None else [f"{m['recent_median']:.2%}", f"{m['change']:.2%}"]),
                      f"{sec.get('train_seconds', 0):.1f}"])
     out.append(_table(["detector", *[f"flag rate {d}" for d in days], "recent median", "change", "training s"], rows))
     p = record["policy"]

@@ -281,25 +281,37 @@ def check_bootstrap(interval: dict[str, float], policy: GatePolicy, staleness: d
                       "; needs superior, or non-inferior with a better point estimate or a stale champion")}
 
 
-def check_flag_rate(rates: dict[str, float], holdout_day: str, policy: GatePolicy) -> dict[str, Any]:
+def check_flag_rate(rates: dict[str, float], holdout_day: str, policy: GatePolicy,
+                    in_sample: bool = False) -> dict[str, Any]:
     """Sources without labels: the only evidence is how many sessions a detector flags. Tonight's
     flag rate must lie in ``[unlabelled_min_flag_rate, unlabelled_max_flag_rate]`` and differ from
     the median of the recent nights by at most ``unlabelled_max_rate_change`` (stability).
-    ``rates``: ``{day: flag rate}`` including ``holdout_day``."""
+    ``rates``: ``{day: flag rate}`` including ``holdout_day``.
+
+    ``in_sample``: the detector was fitted on ``holdout_day`` itself (the first validated day of a
+    source without labels, ``TrainingPlan.in_sample``): only the bounds are judged; stability needs
+    a night the detector did not train on, so it is not judged (``stability_judged`` False)."""
     import numpy as np
 
     tonight = rates[holdout_day]
-    recent = [r for d, r in rates.items() if d != holdout_day]
+    recent = [] if in_sample else [r for d, r in rates.items() if d != holdout_day]
     median = float(np.median(recent)) if recent else None
     change = abs(tonight - median) if median is not None else 0.0
     in_bounds = policy.unlabelled_min_flag_rate <= tonight <= policy.unlabelled_max_flag_rate
     stable = change <= policy.unlabelled_max_rate_change
+    if in_sample:
+        stability = ("stability not judged: in sample (the detector was fitted on this same day; stability needs "
+                     "an out-of-sample night)")
+    elif median is not None:
+        stability = (f"recent nights' median {median:.2%}, change {change:.2%} (max "
+                     f"{policy.unlabelled_max_rate_change:.2%}: {'stable' if stable else 'UNSTABLE'})")
+    else:
+        stability = "recent nights' median unknown (no earlier night)"
     return {"name": "flag_rate", "passed": bool(in_bounds and stable), "flag_rate": tonight, "recent_median": median,
-            "change": change,
-            "detail": f"flags {tonight:.2%} of {holdout_day}'s sessions (bounds {policy.unlabelled_min_flag_rate:.2%}-"
-                      f"{policy.unlabelled_max_flag_rate:.2%}: {'ok' if in_bounds else 'OUT'}); recent nights' median "
-                      + (f"{median:.2%}, change {change:.2%} (max {policy.unlabelled_max_rate_change:.2%}: "
-                         f"{'stable' if stable else 'UNSTABLE'})" if median is not None else "unknown (no earlier night)")}
+            "change": change, "in_sample": in_sample, "stability_judged": median is not None,
+            "detail": ("in sample, " if in_sample else "")
+                      + f"flags {tonight:.2%} of {holdout_day}'s sessions (bounds {policy.unlabelled_min_flag_rate:.2%}-"
+                        f"{policy.unlabelled_max_flag_rate:.2%}: {'ok' if in_bounds else 'OUT'}); " + stability}
 
 
 def check_backtest(rows: list[dict[str, Any]], policy: GatePolicy) -> dict[str, Any]:

@@ -234,6 +234,13 @@ NO_LABELS_LIMITS = (
     "the wrong sessions at the right rate passes it. Once labels exist, the same detectors are judged like every "
     "supervised candidate (F1, bootstrap, backtest, slices)."
 )
+NO_LABELS_IN_SAMPLE = (
+    "Tonight's day is the only validated day in the training window (a new source's first), and the detectors were "
+    "fitted on it: their flag rate here is in "
+    "sample (measured on the sessions they trained on), judged by the flag-rate bounds only. Stability is not judged "
+    "tonight: it needs a night the detectors did not train on. From the next validated day on, the newest day is held "
+    "out and the flag rate is judged out of sample, bounds and stability."
+)
 
 
 def judge_without_labels(settings, config: TrainingConfig, policy: gate.GatePolicy, plan: TrainingPlan,
@@ -241,7 +248,11 @@ def judge_without_labels(settings, config: TrainingConfig, policy: gate.GatePoli
     """The gate for a source without labels: every detector's flag rate per night (training days
     and tonight's holdout day) must be within bounds and stable (``gate.check_flag_rate``). The
     most stable passing detector is the challenger; with no champion it is promoted, otherwise
-    only when the champion fails the check tonight or is stale (``gate.is_stale``)."""
+    only when the champion fails the check tonight or is stale (``gate.is_stale``).
+
+    An in-sample plan (``TrainingPlan.in_sample``: the source's first validated day, trained on and
+    held out) is judged by the flag-rate bounds only, and the reason and the record's ``in_sample``
+    and ``limits`` say so."""
     import mlflow
 
     from nightshift.training import flag_rates, load_sessions
@@ -250,11 +261,12 @@ def judge_without_labels(settings, config: TrainingConfig, policy: gate.GatePoli
     lake = Lake(settings.data_root)
     frame = load_sessions(lake, plan.source, plan.labelled_days)
     holdout_day = plan.holdout_days[-1]
+    in_sample = plan.in_sample
     candidates = {}
     for r in sorted(results, key=lambda r: r["candidate"]):
         model = mlflow.sklearn.load_model(r["model_uri"])
         rates = flag_rates(model, frame)
-        check = gate.check_flag_rate(rates, holdout_day, policy)
+        check = gate.check_flag_rate(rates, holdout_day, policy, in_sample=in_sample)
         candidates[r["candidate"]] = {**r, "rates": rates, "check": check,
                                       "metrics": {"sessions": int((frame["day"] == holdout_day).sum()),
                                                   "flag_rate": rates[holdout_day], "recent_median": check["recent_median"],
@@ -278,13 +290,17 @@ def judge_without_labels(settings, config: TrainingConfig, policy: gate.GatePoli
         checks.append({"name": "champion_flag_rate", "passed": replace,
                        "detail": f"champion v{champion.version} {champion_check['detail']}; {staleness['detail']}"})
         passed = replace
-        reason = ((f"challenger {best_name} stable; champion " + ("fails the flag-rate check" if not champion_check["passed"]
+        reason = ((f"challenger {best_name} {'within bounds' if in_sample else 'stable'}; champion " + ("fails the flag-rate check" if not champion_check["passed"]
                    else "is stale")) if replace else
                   "kept: the champion still flags a plausible, stable share and is not stale; without labels there is "
                   "no evidence that the challenger is better") + f" (challenger: {best['check']['detail']})"
+    if in_sample and not already:
+        reason = ("judged in sample, by flag rate only: the detectors trained on this day, the only validated day in "
+                  f"the window (a new source's first), so stability is not judged tonight; {reason}")
     decision = PROMOTED if already or (passed and mode != "manual") else (PENDING if passed else KEPT)
     record = {
         "source": plan.source, "day": plan.day, "mode": mode, "decided_by": decided_by, "labelled": False,
+        "in_sample": in_sample,
         "experiment": config.experiment_name(plan.source),
         "holdout_days": list(plan.holdout_days), "train_days": list(plan.train_days),
         "candidates": {n: c["metrics"] for n, c in candidates.items()},
@@ -297,7 +313,8 @@ def judge_without_labels(settings, config: TrainingConfig, policy: gate.GatePoli
         "champion_metrics": ({"flag_rate": champion_check["flag_rate"], "f1": None} if champion_check else None),
         "bootstrap": None, "bootstrap_holdout": None, "staleness": staleness, "rule": "flag_rate (no labels)",
         "backtest": [], "slices": [], "checks": checks, "gate_passed": passed, "decision": decision,
-        "reason": reason, "limits": NO_LABELS_LIMITS, "dry_run": mode == "dry_run", "policy": policy.to_dict(),
+        "reason": reason, "limits": NO_LABELS_LIMITS + (" " + NO_LABELS_IN_SAMPLE if in_sample else ""),
+        "dry_run": mode == "dry_run", "policy": policy.to_dict(),
     }
     return Judgement(record, best["model_uri"], None, None, None)
 

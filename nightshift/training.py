@@ -1,7 +1,10 @@
 """Training: pick the labelled days, train candidates, log each as an MLflow run.
 
 The most recent labelled day is the holdout (never trained on); the training set is the other
-labelled days of the rolling window. Only days whose data passed validation are used.
+labelled days of the rolling window. Only days whose data passed validation are used. A source
+declared ``labels: none`` gets a plan from its first validated day: the label-free detectors train
+on that day and are judged on the same day, in sample, by the flag-rate bounds only
+(``TrainingPlan.in_sample``).
 """
 
 from __future__ import annotations
@@ -85,8 +88,15 @@ class TrainingPlan:
 
     @property
     def labelled_days(self) -> tuple[str, ...]:
-        """All usable days, oldest first (training days then holdout days)."""
-        return self.train_days + self.holdout_days
+        """All usable days, oldest first (training days then holdout days), each once (an in-sample
+        plan trains and holds out the same day)."""
+        return tuple(dict.fromkeys(self.train_days + self.holdout_days))
+
+    @property
+    def in_sample(self) -> bool:
+        """The holdout is a training day: the first validated day of a source without labels, on
+        which the detectors are judged by the flag-rate bounds only (no out-of-sample night exists)."""
+        return bool(set(self.holdout_days) & set(self.train_days))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,7 +109,12 @@ class TrainingPlan:
 def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, holdout_days: int = 1,
                   labelled: bool = True) -> TrainingPlan:
     """Choose holdout and training days among the window's labelled, validated days up to ``day``:
-    the latest ``holdout_days`` are held out (never trained on), the earlier ones are trained on."""
+    the latest ``holdout_days`` are held out (never trained on), the earlier ones are trained on.
+
+    A source without labels (``labelled=False``) needs one validated day only: with a single one,
+    that day is both the training day and the holdout (an in-sample plan, ``TrainingPlan.in_sample``:
+    the detectors' flag rate on the day they were fitted on, judged by the bounds only); from the
+    second validated day on it is split like a labelled source's."""
     first = (dt.date.fromisoformat(day) - dt.timedelta(days=config.window_days - 1)).isoformat()
     from nightshift.validation import data_fingerprint
 
@@ -124,6 +139,10 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
             excluded[d] = "; ".join(problems)
         else:
             usable.append(d)
+    if not labelled and len(usable) == 1:
+        # a detector needs no labels to fit, so the first validated day can already give a model;
+        # judging it needs a day too, and there is no other: the same day, in sample
+        return TrainingPlan(source, day, (usable[0],), (usable[0],), excluded, None, labelled)
     needed = holdout_days + 1
     if len(usable) < needed:
         reason = (
@@ -131,7 +150,9 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
             f"({holdout_days} holdout + 1 training), have {len(usable)}"
         )
         if not labelled:
-            reason = reason.replace("validated labelled days", "validated days (source without labels)")
+            reason = (f"need 1 validated day in the {config.window_days}-day window (source without labels), "
+                      f"have {len(usable)}" if not usable else
+                      reason.replace("validated labelled days", "validated days (source without labels)"))
         return TrainingPlan(source, day, (), (), excluded, reason, labelled)
     return TrainingPlan(source, day, tuple(usable[-holdout_days:]), tuple(usable[:-holdout_days]), excluded, None,
                         labelled)
@@ -384,19 +405,20 @@ def _train_detector_without_labels(settings, config: TrainingConfig, plan: Train
     lake = Lake(settings.data_root)
     train, holdout = load_sessions(lake, plan.source, plan.train_days), load_sessions(lake, plan.source, plan.holdout_days)
     X_train = to_model_input(train)
+    sessions = load_sessions(lake, plan.source, plan.labelled_days)   # each day once (in sample: the same day)
     experiment_id = setup_mlflow(settings, config.experiment_name(plan.source))
     params = dict(candidate.get("params") or {})
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{plan.day}.{name}") as run:
         mlflow.set_tags({"nightshift.source": plan.source, "nightshift.day": plan.day, "nightshift.candidate": name,
                          "nightshift.role": "candidate", "nightshift.supervised": "false", "nightshift.labels": "none",
-                         **airflow_tags()})
+                         "nightshift.in_sample": str(plan.in_sample).lower(), **airflow_tags()})
         mlflow.log_params({"kind": kind, **{f"model.{k}": v for k, v in params.items()},
                            "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
                            "window_days": config.window_days, "train_sessions": len(train), "holdout_sessions": len(holdout)})
         started = time.monotonic()
         model = build_model(kind, params).fit(X_train, None)
         seconds = time.monotonic() - started
-        rates = flag_rates(model, pd.concat([train, holdout], ignore_index=True))
+        rates = flag_rates(model, sessions)
         metrics = {"sessions": int(len(holdout)), "flag_rate": rates[plan.holdout_days[-1]], "f1": None}
         mlflow.log_metrics({"train_seconds": seconds, "tuning_seconds": 0.0, "fit_seconds": seconds,
                             "holdout_flag_rate": metrics["flag_rate"]})

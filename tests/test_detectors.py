@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from nightshift.gate import load_policy
+from nightshift.gate import check_flag_rate, load_policy
 from nightshift.lake import Lake
 from nightshift.modeling import DETECTOR_KINDS, build_model, to_model_input
-from nightshift.promotion import PROMOTED, apply_decision, evaluate_candidates
+from nightshift.promotion import KEPT, NO_LABELS_LIMITS, PROMOTED, apply_decision, evaluate_candidates, judge
 from nightshift.settings import PROJECT_ROOT, load_settings
 from nightshift.sources import parse_source
-from nightshift.training import load_training_config, plan_training, train_candidate
+from nightshift.training import TrainingPlan, load_training_config, plan_training, train_candidate
 from tests.test_promotion import _sessions
 
 DAYS = ["2026-06-01", "2026-06-02", "2026-06-03"]
@@ -143,3 +143,95 @@ def test_an_unlabelled_source_trains_detectors_and_gets_a_champion(tmp_path):
     champion = mlflow.pyfunc.load_model(f"models:/{config.model_name('hdfs')}@champion")
     out = np.asarray(champion.predict(to_model_input(_sessions("x", 50, seed=9, anomaly_template="9"))))
     assert out.shape == (50, 2) and np.allclose(out.sum(axis=1), 1.0)
+
+
+def _labelled_lake(tmp_path, days) -> Lake:
+    """A lake whose hdfs days carry validated labels files (``tests.test_promotion._write_day``)."""
+    from tests.test_promotion import _write_day
+
+    lake = Lake(tmp_path / "labelled")
+    for i, day in enumerate(days):
+        _write_day(lake, day, _sessions(day, 300, seed=i, anomaly_template="9"))
+    return lake
+
+
+def test_an_unlabelled_source_gets_a_plan_from_its_first_validated_day_a_labelled_one_does_not(tmp_path):
+    config = load_training_config(PROJECT_ROOT / "config")
+    lake = Lake(tmp_path / "lake")
+    nothing = plan_training(lake, "hdfs", DAYS[0], config, 1, labelled=False)
+    assert nothing.skip_reason == (f"need 1 validated day in the {config.window_days}-day window (source without "
+                                   f"labels), have 0")
+    _write_unlabelled_day(lake, "hdfs", DAYS[0], seed=0)
+
+    # one validated day: trained on and held out, in sample
+    first = plan_training(lake, "hdfs", DAYS[0], config, 1, labelled=False)
+    assert first.skip_reason is None and not first.labelled and first.in_sample
+    assert first.train_days == first.holdout_days == (DAYS[0],) and first.labelled_days == (DAYS[0],)
+    assert TrainingPlan.from_dict(first.to_dict()).in_sample          # survives the XCom round trip
+    # from the second validated day on: the newest is held out, out of sample, as before
+    _write_unlabelled_day(lake, "hdfs", DAYS[1], seed=1)
+    second = plan_training(lake, "hdfs", DAYS[1], config, 1, labelled=False)
+    assert second.skip_reason is None and not second.in_sample
+    assert second.holdout_days == (DAYS[1],) and second.train_days == (DAYS[0],)
+
+    # labelled: unchanged, two labelled days needed (one validated labelled day is skipped, same reason as before)
+    labelled = _labelled_lake(tmp_path, DAYS[:1])
+    skipped = plan_training(labelled, "hdfs", DAYS[0], config, 1)
+    assert skipped.skip_reason == (f"need 2 validated labelled days in the {config.window_days}-day window "
+                                   f"(1 holdout + 1 training), have 1")
+    assert skipped.train_days == skipped.holdout_days == () and not skipped.in_sample
+    assert plan_training(lake, "hdfs", DAYS[0], config, 1).skip_reason.endswith("have 0")   # no labels at all
+    two = _labelled_lake(tmp_path / "two", DAYS[:2])
+    plan = plan_training(two, "hdfs", DAYS[1], config, 1)
+    assert plan.holdout_days == (DAYS[1],) and plan.train_days == (DAYS[0],) and not plan.in_sample
+
+
+def test_check_flag_rate_in_sample_judges_the_bounds_only():
+    policy = dataclasses.replace(load_policy(PROJECT_ROOT / "config"), unlabelled_min_flag_rate=0.01,
+                                 unlabelled_max_flag_rate=0.10, unlabelled_max_rate_change=0.0)
+    inside = check_flag_rate({DAYS[0]: 0.05}, DAYS[0], policy, in_sample=True)
+    assert inside["passed"] and inside["in_sample"] and not inside["stability_judged"]
+    assert inside["detail"].startswith("in sample, flags 5.00% of ") and "stability not judged" in inside["detail"]
+    assert not check_flag_rate({DAYS[0]: 0.20}, DAYS[0], policy, in_sample=True)["passed"]
+    # out of sample the same change limit judges stability against the earlier nights
+    later = check_flag_rate({DAYS[0]: 0.04, DAYS[1]: 0.05}, DAYS[1], policy)
+    assert not later["passed"] and later["stability_judged"] and "UNSTABLE" in later["detail"]
+
+
+def test_the_first_night_of_an_unlabelled_source_is_judged_in_sample_by_flag_rate(tmp_path):
+    import mlflow
+
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lake = Lake(settings.data_root)
+    config = load_training_config(PROJECT_ROOT / "config")
+    _write_unlabelled_day(lake, "hdfs", DAYS[0], seed=0)
+    plan = plan_training(lake, "hdfs", DAYS[0], config, 1, labelled=False)
+    results = [train_candidate(settings, config, plan, "pca_detector")]
+    rate = results[0]["metrics"]["flag_rate"]
+    assert results[0]["flag_rates"] == {DAYS[0]: rate}                  # the one day, once
+    run = mlflow.get_run(results[0]["run_id"])
+    assert run.data.tags["nightshift.in_sample"] == "true"
+    assert run.data.params["train_days"] == run.data.params["holdout_days"] == DAYS[0]
+    policy = load_policy(PROJECT_ROOT / "config")
+
+    # flag rate outside the bounds: refused, nothing promoted (the record still says in sample)
+    outside = dataclasses.replace(policy, unlabelled_min_flag_rate=min(rate + 0.05, 1.0), unlabelled_max_flag_rate=1.0)
+    refused = judge(settings, config, outside, plan, results, "auto", "test").record
+    assert refused["decision"] == KEPT and not refused["gate_passed"] and refused["in_sample"] is True
+    assert refused["reason"].startswith("judged in sample, by flag rate only: ") and "flag_rate failed: " in refused["reason"]
+
+    # within the bounds (stability cannot fail it: not judged in sample): promoted, and it says how it was judged
+    within = dataclasses.replace(policy, unlabelled_min_flag_rate=0.0, unlabelled_max_flag_rate=1.0,
+                                 unlabelled_max_rate_change=0.0)
+    record = apply_decision(settings, evaluate_candidates(settings, config, within, plan, results, "auto", "test"))
+    assert record["decision"] == PROMOTED and record["champion_after"] == "1", record["reason"]
+    assert record["in_sample"] is True and record["train_days"] == record["holdout_days"] == [DAYS[0]]
+    assert record["reason"].startswith("judged in sample, by flag rate only: the detectors trained on this day")
+    assert "stability is not judged tonight" in record["reason"] and "no champion yet; flag_rate: in sample, " in record["reason"]
+    check = record["checks"][0]
+    assert check["name"] == "flag_rate" and check["passed"] and check["in_sample"] and not check["stability_judged"]
+    assert record["limits"].startswith(NO_LABELS_LIMITS) and "in sample" in record["limits"]
+    md = (lake.reports_dir("hdfs", DAYS[0]) / "decision_record" / "decision.md").read_text()
+    assert "in sample: the same day, judged by the flag-rate bounds only" in md and "Stability is not judged" in md
+    assert md.count(f"flag rate {DAYS[0]}") == 1                         # one column for the one day
