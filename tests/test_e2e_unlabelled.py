@@ -2,12 +2,12 @@
 real spark-submit, GX and MLflow): generated HDFS days with no labels file, the shipped hdfs source
 copied into a temporary sources dir with ``labels: none`` (``NIGHTSHIFT_SOURCES_DIR``).
 
-day 0: ingest, features and validation in the test's Spark session (the night a DAG run would
-       skip for lack of history; the nightly module covers such a night)
-day 1: through the DAG: validated; only the label-free detectors train; the first champion is
-       promoted on its flag rate
-day 2: through the DAG: the detectors train again and the champion is judged by flag rate and
-       stability against the new challenger, without labels
+day 0: through the DAG: the source's first validated day; only the label-free detectors train, on
+       that day, and the first champion is promoted on its flag rate on the same day: in sample, by
+       the flag-rate bounds only (stability needs a night the detectors did not train on)
+day 1: through the DAG: trained on day 0, day 1 held out; the champion of day 0 is judged by flag
+       rate and stability against the new challenger, without labels
+day 2: the same, trained on days 0-1
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import run_nightly_dag
 from nightshift.settings import PROJECT_ROOT
-from tests.conftest import prepare_validated_day
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +29,7 @@ DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
 DETECTORS = {"pca_detector", "isolation_forest", "invariants_miner"}
 
 
-def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, spark, airflow_env, monkeypatch):
+def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, airflow_env, monkeypatch):
     import mlflow
     from mlflow import MlflowClient
 
@@ -52,10 +51,9 @@ def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, spark, airf
     assert not any(lake.labels_file("hdfs", d).exists() for d in DAYS)
 
     monkeypatch.setenv("NIGHTSHIFT_SOURCES_DIR", str(sources_dir))
-    prepare_validated_day(spark, data_root, "hdfs", DAYS[0])
     env = airflow_env(tmp_path / "airflow", data_root)
     env["NIGHTSHIFT_SOURCES_DIR"] = str(sources_dir)
-    for day in DAYS[1:]:
+    for day in DAYS:
         log = tmp_path / "logs" / f"{day}.log"
         assert run_nightly_dag(day, env, log) == 0, log.read_text()[-3000:]
 
@@ -66,8 +64,8 @@ def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, spark, airf
         features = lake.read_report("hdfs", day, "features")
         assert features["sessions"] > 300 and features["labelled_sessions"] == 0 and features["label_rate"] is None
 
-    first, second = (lake.read_report("hdfs", d, "decision") for d in DAYS[1:])
-    for record, day, train_days in ((first, DAYS[1], DAYS[:1]), (second, DAYS[2], DAYS[:2])):
+    first, second, third = records = [lake.read_report("hdfs", d, "decision") for d in DAYS]
+    for record, day, train_days in zip(records, DAYS, (DAYS[:1], DAYS[:1], DAYS[:2])):
         assert record["labelled"] is False and record["rule"] == "flag_rate (no labels)", record
         assert record["holdout_days"] == [day] and record["train_days"] == train_days
         assert set(record["candidates"]) == DETECTORS         # no supervised candidate was trained
@@ -78,29 +76,48 @@ def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, spark, airf
         assert record["checks"][0]["name"] == "flag_rate" and "flags" in record["checks"][0]["detail"]
         md = (lake.reports_dir("hdfs", day) / "decision_record" / "decision.md").read_text()
         assert "What this decision cannot know" in md and "no F1" in md and "flag rate" in md
-    assert first["decision"] == "promoted" and first["reason"].startswith("no champion yet; flag_rate: flags ")
+
+    # the first validated day: trained on and judged on the same day, in sample, by the bounds only
+    assert first["in_sample"] is True and first["train_days"] == first["holdout_days"] == [DAYS[0]]
+    assert first["decision"] == "promoted", first["reason"]
+    assert first["reason"].startswith("judged in sample, by flag rate only: the detectors trained on this day")
+    assert "stability is not judged tonight" in first["reason"]
+    assert "no champion yet; flag_rate: in sample, flags " in first["reason"]
+    assert first["checks"][0]["in_sample"] and not first["checks"][0]["stability_judged"]
+    assert "stability not judged" in first["checks"][0]["detail"] and "Stability is not judged" in first["limits"]
+    assert all(m["recent_median"] is None for m in first["candidates"].values())
+    md = (lake.reports_dir("hdfs", DAYS[0]) / "decision_record" / "decision.md").read_text()
+    assert "in sample: the same day, judged by the flag-rate bounds only" in md
     assert first["champion_before"] is None and first["champion_after"] == first["challenger_version"]
-    assert second["champion_before"] == first["champion_after"]
-    champion_check = next(c for c in second["checks"] if c["name"] == "champion_flag_rate")
-    assert f"champion v{first['champion_after']} flags " in champion_check["detail"]
-    assert second["staleness"] is not None
-    assert second["decision"] in ("promoted", "kept"), second["reason"]
-    assert ("recent nights' median" in second["reason"]
-            and ("without labels there is no evidence" in second["reason"] if second["decision"] == "kept"
-                 else "stable; champion" in second["reason"]))
+
+    # the later nights: out of sample, judged by flag rate and stability against the champion, as before
+    for before, record in ((first, second), (second, third)):
+        assert record["in_sample"] is False and "in sample" not in record["reason"], record["reason"]
+        assert record["checks"][0]["stability_judged"] and "Stability is not judged" not in record["limits"]
+        assert record["champion_before"] == before["champion_after"]
+        champion_check = next(c for c in record["checks"] if c["name"] == "champion_flag_rate")
+        assert f"champion v{before['champion_after']} flags " in champion_check["detail"]
+        assert record["staleness"] is not None
+        assert record["decision"] in ("promoted", "kept"), record["reason"]
+        assert ("recent nights' median" in record["reason"]
+                and ("without labels there is no evidence" in record["reason"] if record["decision"] == "kept"
+                     else "stable; champion" in record["reason"]))
+    # day 1's challenger trained on the same day as day 0's champion: not more recent, so not stale
+    assert second["staleness"]["stale"] is False
 
     # the detectors were trained and logged to MLflow, each night, as label-free runs
     uri = env["MLFLOW_TRACKING_URI"]
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    for record, day in ((first, DAYS[1]), (second, DAYS[2])):
+    for record, day in zip(records, DAYS):
         runs = mlflow.search_runs(experiment_names=["nightshift-hdfs"], output_format="list",
                                   filter_string=f"tags.`nightshift.day` = '{day}'")
         assert {r.data.tags["nightshift.candidate"] for r in runs} == DETECTORS and len(runs) == 3
         for r in runs:
             name = r.data.tags["nightshift.candidate"]
             assert r.data.tags["nightshift.labels"] == "none" and r.data.tags["nightshift.supervised"] == "false"
+            assert r.data.tags["nightshift.in_sample"] == str(day == DAYS[0]).lower()
             assert r.data.tags["airflow.dag_id"] == "nightshift_nightly" and r.data.tags["airflow.task_id"] == "train_candidate"
             assert r.data.params["train_days"] == ",".join(record["train_days"])
             assert r.data.metrics["holdout_flag_rate"] == pytest.approx(record["candidates"][name]["flag_rate"])
@@ -110,11 +127,14 @@ def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, spark, airf
 
     # a champion alias exists after the nights, and it is what the last decision says
     champion = client.get_model_version_by_alias("log_anomaly_hdfs", "champion")
-    assert str(champion.version) == second["champion_after"]
+    assert str(champion.version) == third["champion_after"]
     assert champion.tags["nightshift.holdout_f1"] == "unknown (no labels)"
     assert champion.tags["nightshift.gate_passed"] == "true"
-    challenger = client.get_model_version("log_anomaly_hdfs", second["challenger_version"])
-    assert challenger.tags["nightshift.decision"] == second["decision"]
+    challenger = client.get_model_version("log_anomaly_hdfs", third["challenger_version"])
+    assert challenger.tags["nightshift.decision"] == third["decision"]
+    first_champion = client.get_model_version("log_anomaly_hdfs", first["challenger_version"])
+    assert first_champion.tags["nightshift.decision"] == "promoted"
+    assert first_champion.tags["nightshift.reason"].startswith("judged in sample, by flag rate only")
     # ... and it scores sessions by the same contract as a supervised champion: [P(normal), P(anomalous)]
     import numpy as np
     import pandas as pd
