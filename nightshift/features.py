@@ -104,6 +104,14 @@ def session_template_sets(features: "DataFrame", limit: int | None = None) -> di
     return {r["s"]: int(r["count"]) for r in rows} if len(rows) <= limit else None
 
 
+def template_line_counts(features: "DataFrame") -> dict[str, int]:
+    """Lines per template id over the sessions' ``event_counts`` (the profile's template distribution)."""
+    from pyspark.sql import functions as F
+
+    return {r["t"]: int(r["n"]) for r in features.select(F.explode("event_counts").alias("t", "n"))
+            .groupBy("t").agg(F.sum("n").alias("n")).collect()}
+
+
 def attach_labels(features: "DataFrame", labels: "DataFrame | None") -> "DataFrame":
     """Set ``label``: from the ``session_id,label`` file where it has the session, else from the
     lines' own labels (sources with in-line labels), else null (no label has arrived)."""
@@ -170,8 +178,7 @@ def run_features(spark: "SparkSession", lake, source_name: str, day: str) -> dic
     ).first()
     # the day's profile for drift detection (nightshift.drift): lines per template, sessions per
     # set of templates, level shares
-    templates = {r["t"]: int(r["n"]) for r in written.select(F.explode("event_counts").alias("t", "n"))
-                 .groupBy("t").agg(F.sum("n").alias("n")).collect()}
+    templates = template_line_counts(written)
     lines_in_sessions = int(row["lines"] or 0)
     profile = {
         "lines": lines_in_sessions,          # lines in sessions (lines without a session id are not profiled)
