@@ -72,6 +72,10 @@ def nightshift_retraining():
 
         events = (triggering_asset_events or {}).get(RETRAINING_REQUESTED) or []
         requests = retraining_requests(params, [event.extra for event in events])
+        if not requests:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("the triggering asset events carry no retraining request")
         for request in requests:
             print(f"retraining request: {describe(request)}: {'; '.join(request['reasons']) or 'no reason given'}")
         return requests

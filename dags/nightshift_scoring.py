@@ -100,7 +100,7 @@ def nightshift_scoring():
     def flag_suspect_predictions(targets: list[list[str]], outlet_events=None) -> list[dict]:
         """Prediction drift: a night whose predictions are suspect (flag rate far from the
         champion's holdout and recent nights, or input drift) raises an alert and a retraining
-        request (an Asset event); quiet nights raise nothing."""
+        request (an Asset event); on a quiet night the task is skipped and raises nothing."""
         from nightshift.alerts import send_alert
         from nightshift.context import TaskContext
         from nightshift.retraining import request_from_scoring
@@ -116,10 +116,13 @@ def nightshift_scoring():
                 # the version that scored the night: nightshift_retraining drops the request once
                 # another version is champion
                 suspect.append(request_from_scoring(source, day, report))
-        if suspect:
-            outlet_events[RETRAINING_REQUESTED].extra = {"requests": suspect}
-        else:
-            print("no suspect predictions tonight")
+        if not suspect:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            # skipped, not succeeded: a task that succeeds emits its outlet's asset event (with an
+            # empty extra), which would start a retraining run with nothing to do
+            raise AirflowSkipException("no suspect predictions tonight: no alert, no retraining request")
+        outlet_events[RETRAINING_REQUESTED].extra = {"requests": suspect}
         return suspect
 
     targets = resolve_target()

@@ -83,14 +83,18 @@ def retraining_requests(params: Mapping[str, Any] | None,
     """The requests a run of the retraining DAG handles: a manual trigger's ``day`` (with its
     ``source`` and ``version``) wins; otherwise every request of every triggering event's
     ``extra["requests"]``, one per (source, day): the latest event's, with the reasons of all.
-    Raises ``ValueError`` when there is neither, or a request is malformed."""
+    Events without an extra are ignored (none when every event is empty). Raises ``ValueError``
+    when there is neither a day nor an event, or a request is malformed."""
     params = params or {}
     if params.get("day"):
         return [_request(params.get("source"), params["day"], params.get("version"),
                          ["requested by hand (the DAG's trigger form)"], "the run's parameters")]
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    event_extras = list(event_extras)
     for i, extra in enumerate(event_extras):
-        requests = (extra or {}).get("requests")
+        if not extra:
+            continue       # an event without an extra (e.g. created by hand in the UI) asks for nothing
+        requests = extra.get("requests")
         if not isinstance(requests, list):
             raise ValueError(f"triggering asset event #{i}: extra has no 'requests' list (extra={dict(extra or {})!r})")
         for j, r in enumerate(requests):
@@ -102,6 +106,8 @@ def retraining_requests(params: Mapping[str, Any] | None,
                 request["reasons"] = by_key[key]["reasons"] + [x for x in request["reasons"]
                                                               if x not in by_key[key]["reasons"]]
             by_key[key] = request
+    if not by_key and event_extras:
+        return []          # only empty events: nothing to do (the DAG skips the run)
     if not by_key:
         raise ValueError("no retraining request: this run has no 'day' parameter and no triggering asset event; "
                          "trigger it with {\"source\": ..., \"day\": \"YYYY-MM-DD\", \"version\": ...}")

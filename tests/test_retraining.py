@@ -74,6 +74,8 @@ def test_requests_come_from_the_form_or_the_triggering_events():
         {"source": "bgl", "day": "2026-11-02", "version": "3", "reasons": ["requested by hand (the DAG's trigger form)"]}]
     with pytest.raises(ValueError, match="no 'day' parameter and no triggering asset event"):
         retraining_requests(no_day, [])
+    assert retraining_requests(no_day, [{}, None]) == []           # empty events ask for nothing
+    assert retraining_requests(no_day, [{}, extras[1]])[0]["version"] == "4"
     with pytest.raises(ValueError, match="event #0: extra has no 'requests' list"):
         retraining_requests(no_day, [{"source": "hdfs", "day": DAY}])     # the event's shape before this change
     with pytest.raises(ValueError, match=r"event #0, request #0 .*day must be a YYYY-MM-DD date"):
