@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -132,6 +133,14 @@ def prepare_validated_day(spark, data_root: Path, source_name: str, day: str) ->
 @pytest.fixture
 def webhook_sink():
     """A local HTTP server recording the JSON bodies POSTed to it (the alerts' webhook)."""
+    with serve_webhook() as sink:
+        yield sink
+
+
+@contextlib.contextmanager
+def serve_webhook():
+    """``(url, received)``: a local HTTP server on 127.0.0.1 that records the JSON bodies POSTed
+    to it, for as long as the block runs."""
     import http.server
     import threading
 
@@ -148,5 +157,7 @@ def webhook_sink():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()

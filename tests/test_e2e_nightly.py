@@ -22,7 +22,9 @@ import pytest
 from nightshift_datagen.hdfs import Scenario, generate
 from nightshift.ingest import read_parsed_lines
 from nightshift.lake import Lake
+from nightshift import promotion_log
 from nightshift.localenv import run_dag, run_nightly_dag
+from tests.conftest import serve_webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -33,23 +35,100 @@ DAYS = [SCENARIO.day(i) for i in range(SCENARIO.days)]
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory, airflow_env):
-    """Generate the days and run the nightly DAG for each, in order (once for the module)."""
+    """Generate the days and run the nightly DAG for each, in order (once for the module), with the
+    alerts' webhook pointed at a local sink; day 1 is scored as its Asset event would have it (a
+    quiet night). Then the rollback DAG; then the champion watch for real (``champion_watch``)."""
     base = tmp_path_factory.mktemp("e2e")
     data_root, airflow_home = base / "data", base / "airflow"
     summaries = generate(data_root, SCENARIO)
     env = airflow_env(airflow_home, data_root)
     env["NIGHTSHIFT_CONFIG_DIR"] = str(shipped_config_with_a_short_search(base / "config"))
-    codes = {day: run_nightly_dag(day, env, base / "logs" / f"{day}.log") for day in DAYS}
-    codes["rollback"] = run_dag("nightshift_rollback", "2026-03-07", {"source": "hdfs", "reason": "e2e: undo"}, env,
-                                base / "logs" / "rollback.log")
-    return {"lake": Lake(data_root), "env": env, "codes": codes, "logs": base / "logs",
-            "generated": {s.day: s for s in summaries}}
+    lake, logs = Lake(data_root), base / "logs"
+    alerts: dict[str, list[dict]] = {}       # what reached the webhook during each run
+    with serve_webhook() as (url, received):
+        env["AIRFLOW_CONN_NIGHTSHIFT_ALERTS"] = json.dumps({"conn_type": "http", "host": url})
+
+        def run(name: str, call) -> int:
+            before = len(received)
+            code = call(logs / f"{name}.log")
+            alerts[name] = received[before:]
+            return code
+
+        codes = {}
+        for day in DAYS:
+            codes[day] = run(day, lambda log, day=day: run_nightly_dag(day, env, log))
+            if day == DAYS[1]:
+                codes[f"score {day}"] = run(f"score {day}", lambda log: _score(day, env, log))
+        codes["rollback"] = run("rollback", lambda log: run_dag("nightshift_rollback", "2026-03-07",
+                                                                {"source": "hdfs", "reason": "e2e: undo"}, env, log))
+        # what the nights and the rollback left, before the champion watch moves the alias again
+        # and its retraining night rewrites its day's reports
+        nights = {"decisions": {d: lake.read_report("hdfs", d, "decision") for d in DAYS},
+                  "promotion_log": promotion_log.read(lake.root, MODEL), "champion": _champion(env)}
+        watch = champion_watch(env, lake, run, codes, nights)
+    return {"lake": lake, "env": env, "codes": codes, "logs": logs, "alerts": alerts, "nights": nights,
+            "watch": watch, "airflow_home": airflow_home, "generated": {s.day: s for s in summaries}}
+
+
+def champion_watch(env, lake, run, codes, nights) -> dict:
+    """The champion watch end to end in Airflow runs: the operator rolls back to the pre-drift
+    champion (v1, trained on day 0); the scoring DAG scores the drift day with it (suspect
+    predictions: an alert and a retraining request) and the day after (v1 below the floors on two
+    labelled days in a row: the watch alerts, rolls back automatically, ``watch_auto_rollback``
+    being on in this config, and triggers ``nightshift_nightly``); then that queued run is executed
+    (``airflow dags test`` with its logical date and conf) and retrains the day."""
+    import sqlite3
+
+    v1 = nights["decisions"][DAYS[1]]["challenger_version"]
+    if nights["champion"] != v1:
+        codes["rollback to v1"] = run("rollback to v1", lambda log: run_dag(
+            "nightshift_rollback", "2026-03-08", {"source": "hdfs", "to_version": v1,
+                                                  "reason": "e2e: the pre-drift champion back"}, env, log))
+    watch = {"champion_before": _champion(env)}
+    for day in DAYS[3:5]:
+        codes[f"score {day}"] = run(f"score {day}", lambda log, day=day: _score(day, env, log))
+    watch["report"] = lake.read_report("hdfs", DAYS[4], "champion_watch")
+    watch["champion_after_watch"] = _champion(env)
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        watch["triggered"] = db.execute("SELECT run_id, run_type, state, conf, logical_date FROM dag_run "
+                                        "WHERE dag_id = 'nightshift_nightly' AND state = 'queued'").fetchall()
+        watch["flag_states"] = {f"score {json.loads(conf)['day']}": state for conf, state in db.execute(
+            "SELECT r.conf, t.state FROM task_instance t JOIN dag_run r ON r.run_id = t.run_id AND r.dag_id = t.dag_id "
+            "WHERE t.dag_id = 'nightshift_scoring' AND t.task_id = 'flag_suspect_predictions'")}
+        watch["retraining_events"] = [json.loads(extra) for (extra,) in db.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.name = 'nightshift_retraining_requested' ORDER BY e.id")]
+    if len(watch["triggered"]) == 1:
+        _, _, _, conf, logical_date = watch["triggered"][0]
+        codes["retraining"] = run("retraining", lambda log: run_dag(
+            "nightshift_nightly", logical_date, json.loads(conf), env, log))
+    watch["retrained"] = lake.read_report("hdfs", DAYS[4], "decision")
+    watch["champion_after"] = _champion(env)
+    return watch
+
+
+MODEL = "log_anomaly_hdfs"
+
+
+def _score(day: str, env, log) -> int:
+    return run_dag("nightshift_scoring", day, {"source": "hdfs", "day": day}, env, log)
+
+
+def _champion(env) -> str | None:
+    from mlflow import MlflowClient
+
+    uri = env["MLFLOW_TRACKING_URI"]
+    try:
+        return str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(MODEL, "champion").version)
+    except Exception:
+        return None
 
 
 def shipped_config_with_a_short_search(config: Path) -> Path:
     """The shipped config/ with the search budget cut to E2E_TUNING: every candidate still runs
     its search through the real tasks (first configuration, then as many as fit), without
-    spending the shipped 60 s per candidate per night on 2 cores (the nights' long pole)."""
+    spending the shipped 60 s per candidate per night on 2 cores (the nights' long pole); and the
+    champion watch's automatic rollback on, so that its path runs."""
     import shutil
 
     import yaml
@@ -60,6 +139,9 @@ def shipped_config_with_a_short_search(config: Path) -> Path:
     training = yaml.safe_load((config / "training.yaml").read_text())
     training["tuning"] = {**training["tuning"], **E2E_TUNING}
     (config / "training.yaml").write_text(yaml.safe_dump(training, sort_keys=False))
+    promotion = (config / "promotion.yaml").read_text()
+    assert "watch_auto_rollback: false" in promotion
+    (config / "promotion.yaml").write_text(promotion.replace("watch_auto_rollback: false", "watch_auto_rollback: true"))
     return config
 
 
@@ -162,13 +244,8 @@ def test_training_decisions_and_champion_alias(pipeline_run):
 
 
 def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
-    from mlflow import MlflowClient
-    import mlflow
-
-    from nightshift import promotion_log
-
-    lake = pipeline_run["lake"]
-    drift = lake.read_report("hdfs", DAYS[3], "decision")
+    nights = pipeline_run["nights"]          # as the six nights and the rollback left them
+    drift = nights["decisions"][DAYS[3]]
     floors = drift["policy"]["floor_precision"], drift["policy"]["floor_recall"]
     broken = drift["champion_metrics"]
     assert broken["precision"] < floors[0] or broken["recall"] < floors[1], broken      # the champion broke
@@ -177,7 +254,7 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
         assert floor_check["passed"] and drift["bootstrap_holdout"]["lower"] > 0, drift["reason"]
     else:
         assert drift["decision"] == "kept" and drift["champion_after"] == drift["champion_before"], drift["reason"]
-    later = [lake.read_report("hdfs", d, "decision") for d in DAYS[4:]]
+    later = [nights["decisions"][d] for d in DAYS[4:]]
     promoted = [r for r in later if r["decision"] == "promoted"]
     assert promoted, [r["reason"] for r in later]
     after = promoted[0]
@@ -189,19 +266,17 @@ def test_drift_rejection_promotion_rollback_and_the_log(pipeline_run):
     assert DAYS[3] in after["train_days"]
 
     # the log holds every alias move, in order: each promotion, then the rollback to 'previous'
-    second = lake.read_report("hdfs", DAYS[1], "decision")
+    second = nights["decisions"][DAYS[1]]
     moved = ([drift] if drift["decision"] == "promoted" else []) + promoted
     chain = [second["challenger_version"]] + [r["challenger_version"] for r in moved]
-    entries = promotion_log.read(lake.root, "log_anomaly_hdfs")
+    entries = nights["promotion_log"]
     expected = [("promote", None, chain[0])] + [("promote", a, b) for a, b in zip(chain, chain[1:])]
     expected.append(("rollback", chain[-1], chain[-2]))
     assert [(e["action"], e["from_version"], e["to_version"]) for e in entries] == expected
     # the rollback is recorded as the user who triggered it (`airflow dags test` runs as dag_test)
     assert entries[-1]["decided_by"].startswith("airflow-user:dag_test") and entries[-1]["reason"] == "e2e: undo"
 
-    uri = pipeline_run["env"]["MLFLOW_TRACKING_URI"]
-    champion = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("log_anomaly_hdfs", "champion")
-    assert str(champion.version) == chain[-2]                                  # rolled back one step
+    assert nights["champion"] == chain[-2]                                     # rolled back one step
 
 
 def test_the_drift_day_is_flagged_before_its_labels_are_used_and_normal_days_are_not(pipeline_run):
@@ -230,6 +305,75 @@ def test_the_drift_day_is_flagged_before_its_labels_are_used_and_normal_days_are
 
 
 # ---------------------------------------------------------------- the operator's cockpit, in a browser
+
+def test_alerts_reach_the_webhook_for_the_failed_and_the_drift_night_and_none_on_quiet_nights(pipeline_run):
+    alerts = {run: [(a["kind"], a["day"]) for a in got] for run, got in pipeline_run["alerts"].items()}
+    assert alerts[DAYS[0]] == alerts[DAYS[1]] == alerts[f"score {DAYS[1]}"] == [], alerts     # quiet normal nights
+    assert alerts[DAYS[2]] == [("failed_night", DAYS[2])], alerts
+    assert ("input_drift", DAYS[3]) in alerts[DAYS[3]] and ("failed_night", DAYS[3]) not in alerts[DAYS[3]], alerts
+    failed = pipeline_run["alerts"][DAYS[2]][0]
+    assert failed["message"].startswith("validation failed: parsed_lines: ") and failed["airflow_run_id"], failed
+    # every alert is also kept in the lake, the delivery recorded
+    from nightshift.alerts import read_alerts
+
+    kept = read_alerts(pipeline_run["lake"].root)
+    assert len(kept) == sum(len(got) for got in pipeline_run["alerts"].values())
+    assert all(a["delivered"] is True for a in kept), kept
+
+
+def test_scoring_marks_the_drift_day_s_predictions_suspect_and_a_normal_day_s_not(pipeline_run):
+    import pandas as pd
+
+    lake, codes, alerts = pipeline_run["lake"], pipeline_run["codes"], pipeline_run["alerts"]
+    v1 = pipeline_run["nights"]["decisions"][DAYS[1]]["challenger_version"]
+    for day, suspect in ((DAYS[1], False), (DAYS[3], True)):
+        assert codes[f"score {day}"] == 0, _log_tail(pipeline_run, f"score {day}")
+        report = lake.read_report("hdfs", day, "scoring")
+        assert str(report["champion_version"]) == v1 and report["suspect"] is suspect, report
+        predictions = pd.read_parquet(lake.predictions_dir("hdfs", day), columns=["suspect", "model_version"])
+        assert len(predictions) == report["sessions"] and set(predictions["suspect"]) == {suspect}
+        # training/serving skew: tonight's features against those the champion was trained on
+        skew = report["prediction_drift"]["skew"]
+        assert skew and skew["reference_days"] == [DAYS[0]], skew
+    drifted = lake.read_report("hdfs", DAYS[3], "scoring")["prediction_drift"]
+    assert any(r.startswith("input drift") for r in drifted["reasons"]), drifted
+    [suspect_alert] = [a for a in alerts[f"score {DAYS[3]}"] if a["kind"] == "prediction_drift"]
+    assert suspect_alert["day"] == DAYS[3] and suspect_alert["message"].startswith(f"predictions of v{v1} are suspect")
+    # and a retraining request (the Asset event the nightshift_retraining DAG consumes) names v1; the
+    # quiet night's scoring emitted none (an empty event would start a retraining run for nothing)
+    events = pipeline_run["watch"]["retraining_events"]
+    assert events and all(e.get("requests") for e in events), events
+    assert [(r["source"], r["day"], r["version"]) for e in events for r in e["requests"]][0] == ("hdfs", DAYS[3], v1)
+    states = pipeline_run["watch"]["flag_states"]
+    assert states[f"score {DAYS[1]}"] == "skipped" and states[f"score {DAYS[3]}"] == "success", states
+
+
+def test_the_champion_watch_rolls_back_and_its_retraining_run_retrains(pipeline_run):
+    """alert -> automatic rollback -> retraining, each in an Airflow run (issue 11)."""
+    watch, codes = pipeline_run["watch"], pipeline_run["codes"]
+    v1 = pipeline_run["nights"]["decisions"][DAYS[1]]["challenger_version"]
+    assert watch["champion_before"] == v1
+    report = watch["report"]
+    assert report and report["alert"] and report["failing_version"] == v1, report
+    assert [r["day"] for r in report["realized"]][-2:] == [DAYS[3], DAYS[4]]
+    moved = report["rolled_back"]
+    assert moved["action"] == "rollback" and moved["from_version"] == v1, moved
+    assert moved["decided_by"] == "nightshift:champion-watch"
+    assert watch["champion_after_watch"] == moved["to_version"] == report["retrain_for_version"] != v1
+    [(kind, day)] = [(a["kind"], a["day"]) for a in pipeline_run["alerts"][f"score {DAYS[4]}"]
+                     if a["kind"] == "champion_watch"]
+    assert day == DAYS[4]
+    # the run the watch triggered, executed: it retrains the day while the rolled-back-to version is champion
+    [(run_id, run_type, _, conf, _)] = watch["triggered"]
+    assert run_type == "operator_triggered", run_id
+    assert json.loads(conf) == {"source": "hdfs", "day": DAYS[4], "retrain_for_version": moved["to_version"]}
+    assert codes["retraining"] == 0, _log_tail(pipeline_run, "retraining")
+    retrained = watch["retrained"]
+    assert retrained["decision"] in ("promoted", "kept") and retrained["candidates"], retrained
+    assert retrained["champion_before"] == moved["to_version"], retrained
+    assert retrained["best_run_id"] != pipeline_run["nights"]["decisions"][DAYS[4]]["best_run_id"]
+    assert DAYS[3] in retrained["train_days"] or DAYS[3] in retrained["holdout_days"], retrained
+
 
 def cockpit_tour(ui: dict, lake, shots) -> dict:
     """From the Airflow UI alone (a real api-server, real login, headless Chromium): which model is
