@@ -178,25 +178,37 @@ def nightshift_nightly():
         """Pick holdout and training days; one training job per candidate. Skips the rest of the
         run (recording why) when there is not enough validated labelled data. A source without
         labels needs one validated day: on its first, the detectors train on that day and are
-        judged on it, in sample, by the flag-rate bounds only."""
+        judged on it, in sample, by the flag-rate bounds only. So does a labelled source with no
+        labelled day yet, unless its champion was judged with labels (``plan_for_source``)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from nightshift.candidate_kinds import DETECTOR_KINDS
         from nightshift.context import TaskContext
         from nightshift.promotion import record_skip
         from nightshift.sources import load_source
-        from nightshift.training import plan_training as make_plan
+        from nightshift.training import plan_for_source
 
         ctx = TaskContext.load()
         config = ctx.training
-        # a source declared `labels: none` trains the label-free detectors only
+        # a source declared `labels: none` trains the label-free detectors only; so does a labelled
+        # source without a labelled day yet, unless its champion was judged with labels (plan.fallback)
         labelled = load_source(params["source"], ctx.settings.sources_dir).labelled
-        plan = make_plan(ctx.lake, params["source"], day, config, ctx.policy.holdout_days, labelled=labelled)
+
+        def champion_version() -> str | None:
+            from nightshift import registry
+
+            champion = registry.champion(ctx.settings, ctx.model_name(params["source"]))
+            return str(champion.version) if champion is not None else None
+
+        plan = plan_for_source(ctx.lake, params["source"], day, config, ctx.policy.holdout_days, labelled,
+                               champion_version)
         if plan.skip_reason:
             record_skip(ctx.settings, params["source"], day, plan.skip_reason, plan.to_dict())
             raise AirflowSkipException(plan.skip_reason)
+        if plan.fallback:
+            print(plan.fallback)
         return [{"plan": plan.to_dict(), "candidate": c["name"]} for c in config.candidates
-                if labelled or c["kind"] in DETECTOR_KINDS]
+                if plan.labelled or c["kind"] in DETECTOR_KINDS]
 
     @task(map_index_template="{{ candidate }}", execution_timeout=TRAINING_TIMEOUT)
     def train_candidate(job: dict) -> dict:

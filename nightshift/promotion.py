@@ -297,10 +297,12 @@ def judge_without_labels(settings, config: TrainingConfig, policy: gate.GatePoli
     if in_sample and not already:
         reason = ("judged in sample, by flag rate only: the detectors trained on this day, the only validated day in "
                   f"the window (a new source's first), so stability is not judged tonight; {reason}")
+    if plan.fallback:
+        reason = f"{plan.fallback}; {reason}"
     decision = PROMOTED if already or (passed and mode != "manual") else (PENDING if passed else KEPT)
     record = {
         "source": plan.source, "day": plan.day, "mode": mode, "decided_by": decided_by, "labelled": False,
-        "in_sample": in_sample,
+        "in_sample": in_sample, "fallback": plan.fallback,
         "experiment": config.experiment_name(plan.source),
         "holdout_days": list(plan.holdout_days), "train_days": list(plan.train_days),
         "candidates": {n: c["metrics"] for n, c in candidates.items()},

@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -85,6 +85,8 @@ class TrainingPlan:
     excluded_days: dict[str, str] = field(default_factory=dict)
     skip_reason: str | None = None
     labelled: bool = True          # False for a source declared `labels: none`: detectors only, judged without labels
+    # why a labelled source's night trains the detectors only (``plan_for_source``): None otherwise
+    fallback: str | None = None
 
     @property
     def labelled_days(self) -> tuple[str, ...]:
@@ -156,6 +158,44 @@ def plan_training(lake: Lake, source: str, day: str, config: TrainingConfig, hol
         return TrainingPlan(source, day, (), (), excluded, reason, labelled)
     return TrainingPlan(source, day, tuple(usable[-holdout_days:]), tuple(usable[:-holdout_days]), excluded, None,
                         labelled)
+
+
+def plan_for_source(lake: Lake, source: str, day: str, config: TrainingConfig, holdout_days: int, labelled: bool,
+                    champion_version: Callable[[], str | None]) -> TrainingPlan:
+    """The night's plan. A labelled source with no labelled day in the window (a new source whose
+    labels arrive days later) is not left without a model: unless its champion was judged with
+    labels, the label-free detectors train on its validated days and are judged without labels, as
+    for a source declared ``labels: none`` (``TrainingPlan.fallback`` says why), night after night
+    until labels arrive; then the usual plan takes over and every candidate, supervised or not,
+    meets that champion through the labelled gate. A champion judged with labels (labels stopped
+    coming for a while), or any labelled day in the window (the labels flow: wait for the second),
+    keeps the skip. ``champion_version`` is asked only when the fallback is possible (it reads the
+    registry)."""
+    plan = plan_training(lake, source, day, config, holdout_days, labelled=labelled)
+    if not (labelled and plan.skip_reason):
+        return plan
+    fallback = plan_training(lake, source, day, config, holdout_days, labelled=False)
+    if fallback.skip_reason or any(labels_problem(lake, source, d) is None for d in fallback.labelled_days):
+        return plan
+    version = champion_version()
+    if version is not None and not judged_without_labels(lake, source, version):
+        return plan
+    why = (f"no labelled day yet in the {config.window_days}-day window and "
+           + ("no champion" if version is None else f"champion v{version} judged without labels")
+           + ": the label-free detectors train on the validated days and are judged without labels until labels "
+           f"arrive ({plan.skip_reason})")
+    log.info("%s %s: %s", source, day, why)
+    return TrainingPlan(fallback.source, fallback.day, fallback.holdout_days, fallback.train_days,
+                        plan.excluded_days, None, False, why)
+
+
+def judged_without_labels(lake: Lake, source: str, version: str) -> bool:
+    """Whether the decision that registered ``version`` judged it without labels."""
+    for d in reversed(lake.days_with("reports", source)):
+        decision = lake.read_report(source, d, "decision") or {}
+        if str(decision.get("challenger_version")) == str(version):
+            return decision.get("labelled") is False
+    return False
 
 
 def labels_problem(lake: Lake, source: str, day: str, settings=None) -> str | None:

@@ -235,3 +235,64 @@ def test_the_first_night_of_an_unlabelled_source_is_judged_in_sample_by_flag_rat
     md = (lake.reports_dir("hdfs", DAYS[0]) / "decision_record" / "decision.md").read_text()
     assert "in sample: the same day, judged by the flag-rate bounds only" in md and "Stability is not judged" in md
     assert md.count(f"flag rate {DAYS[0]}") == 1                         # one column for the one day
+
+
+def test_a_labelled_source_without_labels_yet_gets_the_detectors_until_labels_arrive(tmp_path):
+    """plan_for_source: a labelled source's validated days without any label fall back to the
+    label-free plan (judged without labels, the record says why) when there is no champion or the
+    champion was judged without labels; a champion judged with labels, or any labelled day in the
+    window, keeps today's skip; two labelled days give the usual plan."""
+    from nightshift.training import plan_for_source
+
+    config = load_training_config(PROJECT_ROOT / "config")
+    lake = Lake(tmp_path / "lake")
+    asked = []
+
+    def no_champion():
+        asked.append(1)
+        return None
+
+    for i, day in enumerate(DAYS[:2]):
+        _write_unlabelled_day(lake, "hdfs", day, seed=i)
+    plan = plan_for_source(lake, "hdfs", DAYS[1], config, 1, True, no_champion)
+    assert plan.skip_reason is None and not plan.labelled and asked == [1]
+    assert (plan.holdout_days, plan.train_days) == ((DAYS[1],), (DAYS[0],))
+    assert plan.fallback.startswith(f"no labelled day yet in the {config.window_days}-day window and no champion")
+    assert plan.fallback.endswith("(need 2 validated labelled days in the 7-day window (1 holdout + 1 training), "
+                                  "have 0)")
+    assert TrainingPlan.from_dict(plan.to_dict()).fallback == plan.fallback
+    # the champion came from such a night (judged without labels): the detectors go on nightly
+    lake.write_report("hdfs", DAYS[0], "decision", {"challenger_version": "1", "labelled": False})
+    again = plan_for_source(lake, "hdfs", DAYS[1], config, 1, True, lambda: "1")
+    assert again.skip_reason is None and "champion v1 judged without labels" in again.fallback
+    # a champion judged with labels (labels stopped coming for a week): skipped, the champion keeps scoring
+    lake.write_report("hdfs", DAYS[0], "decision", {"challenger_version": "1", "labelled": True})
+    kept = plan_for_source(lake, "hdfs", DAYS[1], config, 1, True, lambda: "1")
+    assert kept.skip_reason and kept.labelled and kept.fallback is None
+    # a source declared labels: none never asks for the champion; its plan is the unlabelled one
+    assert plan_for_source(lake, "hdfs", DAYS[1], config, 1, False, lambda: 1 / 0).fallback is None
+    # one labelled day in the window: the labels flow, wait for the second (today's skip, no fallback)
+    one = _labelled_lake(tmp_path, DAYS[:1])
+    waiting = plan_for_source(one, "hdfs", DAYS[0], config, 1, True, lambda: 1 / 0)
+    assert waiting.skip_reason.endswith("have 1") and waiting.fallback is None
+    two = _labelled_lake(tmp_path / "two", DAYS[:2])
+    usual = plan_for_source(two, "hdfs", DAYS[1], config, 1, True, lambda: 1 / 0)
+    assert usual.skip_reason is None and usual.labelled and usual.fallback is None
+
+
+def test_the_fallback_s_detectors_are_judged_without_labels_and_the_record_says_why(tmp_path):
+    from nightshift.training import plan_for_source
+
+    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
+                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lake = Lake(settings.data_root)
+    config = load_training_config(PROJECT_ROOT / "config")
+    policy = load_policy(PROJECT_ROOT / "config")
+    for i, day in enumerate(DAYS[:2]):
+        _write_unlabelled_day(lake, "hdfs", day, seed=i)
+    plan = plan_for_source(lake, "hdfs", DAYS[1], config, 1, True, lambda: None)
+    detectors = [c["name"] for c in config.candidates if c["kind"] in DETECTOR_KINDS]
+    results = [train_candidate(settings, config, plan, n) for n in detectors]
+    record = apply_decision(settings, evaluate_candidates(settings, config, policy, plan, results, "auto", "test"))
+    assert record["decision"] == PROMOTED and record["labelled"] is False, record["reason"]
+    assert record["fallback"] == plan.fallback and record["reason"].startswith(plan.fallback)

@@ -144,3 +144,40 @@ def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, airflow_env
     sessions = to_model_input(pd.read_parquet(lake.features_dir("hdfs", DAYS[2])).head(20))
     out = np.asarray(mlflow.pyfunc.load_model("models:/log_anomaly_hdfs@champion").predict(sessions))
     assert out.shape == (20, 2) and np.allclose(out.sum(axis=1), 1.0)
+
+
+def test_a_labelled_source_gets_the_detectors_until_its_labels_arrive(tmp_path, airflow_env):
+    """The shipped hdfs source (labelled) whose labels come late: its first two nights have none, so
+    the label-free detectors train and are judged without labels (the first night in sample), and
+    a detector becomes champion; then the labels of those days arrive, and the third night trains
+    every candidate and judges the best through the labelled gate against the detector champion."""
+    data_root = tmp_path / "data"
+    generate(data_root, SCENARIO)
+    lake = Lake(data_root)
+    late = tmp_path / "late-labels"
+    for day in DAYS[:2]:
+        shutil.move(str(lake.labels_file("hdfs", day).parent), str(late / day))
+    env = airflow_env(tmp_path / "airflow", data_root)
+    for day in DAYS[:2]:
+        log = tmp_path / "logs" / f"{day}.log"
+        assert run_nightly_dag(day, env, log) == 0, log.read_text()[-3000:]
+    first, second = [lake.read_report("hdfs", d, "decision") for d in DAYS[:2]]
+    for record in (first, second):
+        assert record["labelled"] is False and set(record["candidates"]) == DETECTORS, record
+        assert record["fallback"].startswith("no labelled day yet in the 7-day window and "), record["fallback"]
+        assert record["reason"].startswith(record["fallback"])
+    assert first["decision"] == "promoted" and first["in_sample"], first["reason"]
+    assert "no champion" in first["fallback"] and "judged without labels" in second["fallback"]
+    detector_champion = second["champion_after"]
+
+    for day in DAYS[:2]:                                 # the labels arrive, days late
+        shutil.move(str(late / day), str(lake.labels_file("hdfs", day).parent))
+    log = tmp_path / "logs" / f"{DAYS[2]}.log"
+    assert run_nightly_dag(DAYS[2], env, log) == 0, log.read_text()[-3000:]
+    third = lake.read_report("hdfs", DAYS[2], "decision")
+    assert third.get("labelled") is not False and not third.get("fallback"), third
+    assert third["holdout_days"] == [DAYS[2]] and third["train_days"] == DAYS[:2]
+    assert DETECTORS < set(third["candidates"]) and len(third["candidates"]) == 7      # supervised ones too
+    assert third["champion_before"] == detector_champion and third["champion_metrics"]["f1"] is not None
+    assert any(c["name"] == "bootstrap" for c in third["checks"]), third["checks"]
+    assert third["decision"] in ("promoted", "kept"), third["reason"]
