@@ -117,8 +117,10 @@ class DriftThresholds:
     js_distance_max: float = 0.2       # template distribution (Jensen-Shannon distance, base 2)
     unseen_line_share_max: float = 0.02   # lines whose template the reference never saw
     unseen_session_share_max: float | None = None   # sessions with any such line (None: not checked)
-    volume_ratio_min: float = 0.5      # tonight's lines / the reference median
+    volume_ratio_min: float = 0.5      # tonight's lines / the reference median (sessions too)
     volume_ratio_max: float = 2.0
+    session_length_ratio_max: float | None = 1.5   # mean lines per session vs the reference's, either way (None: not checked)
+    level_share_change_max: float | None = 0.05    # warn or error share of lines minus the reference's, either way
     flag_rate_ratio_max: float = 3.0   # prediction drift: tonight's flag rate / the champion's holdout flag rate
     flag_rate_abs_change_max: float = 0.05   # ... and tonight's minus it (both must be exceeded)
     bounds_k_mad: float = 5.0          # learned validation bounds: median +- k MAD of the recent validated days' volume,
@@ -176,10 +178,21 @@ def compare(tonight: dict[str, Any], reference: list[dict[str, Any]], thresholds
     session_share, session_max = stats["unseen_session_share"], thresholds.unseen_session_share_max
     if session_max is not None and session_share is not None and session_share > session_max:
         exceeded.append(f"unseen templates: {session_share:.1%} of sessions > {session_max:.1%}")
-    ratio = stats["volume_ratio_lines"]
-    if ratio is not None and not (thresholds.volume_ratio_min <= ratio <= thresholds.volume_ratio_max):
-        exceeded.append(f"volume: {ratio:.2f}x the reference median of lines "
-                        f"(allowed {thresholds.volume_ratio_min}-{thresholds.volume_ratio_max}x)")
+    for what in ("lines", "sessions"):
+        ratio = stats[f"volume_ratio_{what}"]
+        if ratio is not None and not (thresholds.volume_ratio_min <= ratio <= thresholds.volume_ratio_max):
+            exceeded.append(f"volume: {ratio:.2f}x the reference median of {what} "
+                            f"(allowed {thresholds.volume_ratio_min}-{thresholds.volume_ratio_max}x)")
+    length, ref_length, most = (stats["mean_session_length"], stats["reference_mean_session_length"],
+                                thresholds.session_length_ratio_max)
+    if most is not None and length and ref_length and max(length / ref_length, ref_length / length) > most:
+        exceeded.append(f"session length: {length:.1f} lines per session vs {ref_length:.1f} "
+                        f"(allowed within {most}x either way)")
+    for level in ("warn", "error"):
+        share, ref_share, most = (stats[f"{level}_share"], stats[f"reference_{level}_share"],
+                                  thresholds.level_share_change_max)
+        if most is not None and share is not None and ref_share is not None and abs(share - ref_share) > most:
+            exceeded.append(f"{level} share: {share:.1%} of lines vs {ref_share:.1%} (allowed +-{most:.0%} points)")
     return {"stats": stats, "exceeded": exceeded}
 
 

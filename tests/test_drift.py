@@ -97,8 +97,24 @@ def test_compare_flags_new_templates_and_volume_but_not_a_normal_day():
     assert any("unseen templates" in e for e in drifted["exceeded"])
     assert any("JS distance" in e for e in drifted["exceeded"])
     assert drifted["stats"]["unseen_templates"] == ["8", "9"]
-    small = compare(_profile({"1": 50, "2": 30, "3": 20}), reference, DriftThresholds())
-    assert small["exceeded"] == ["volume: 0.10x the reference median of lines (allowed 0.5-2.0x)"]
+    small = compare(_profile({"1": 50, "2": 30, "3": 20}, sessions=10), reference, DriftThresholds())
+    assert small["exceeded"] == ["volume: 0.10x the reference median of lines (allowed 0.5-2.0x)",
+                                 "volume: 0.10x the reference median of sessions (allowed 0.5-2.0x)"]
+
+
+def test_compare_flags_session_length_and_level_shares_beyond_their_bounds():
+    reference = [_profile({"1": 500, "2": 300, "3": 200})]                     # 10 lines per session, warn 1%
+    longer = compare(_profile({"1": 1000, "2": 600, "3": 400}), reference, DriftThresholds())   # 20 per session
+    assert longer["exceeded"] == ["session length: 20.0 lines per session vs 10.0 (allowed within 1.5x either way)"]
+    shorter = compare(_profile({"1": 250, "2": 150, "3": 100}, sessions=100), reference,
+                      DriftThresholds(volume_ratio_min=0.1))                     # 5 per session: 2x shorter
+    assert shorter["exceeded"] == ["session length: 5.0 lines per session vs 10.0 (allowed within 1.5x either way)"]
+    assert compare(_profile({"1": 500, "2": 300, "3": 200}), reference,
+                   DriftThresholds(session_length_ratio_max=None, level_share_change_max=None))["exceeded"] == []
+    errors = {**_profile({"1": 500, "2": 300, "3": 200}), "error_share": 0.081}
+    assert compare(errors, reference, DriftThresholds())["exceeded"] == [
+        "error share: 8.1% of lines vs 0.1% (allowed +-5% points)"]
+    assert compare(errors, reference, DriftThresholds(level_share_change_max=0.1))["exceeded"] == []
 
 
 def test_day_drift_against_recent_days_and_the_champion_s_training_days(tmp_path):
