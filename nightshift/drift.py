@@ -225,13 +225,7 @@ def recent_validated_days(lake, source: str, day: str, window: int) -> list[str]
 
 def champion_training_days(lake, source: str, champion_version: str | None) -> list[str]:
     """The days the champion was trained on, from the decision that registered it."""
-    if champion_version is None:
-        return []
-    for d in reversed(lake.days_with("reports", source)):
-        decision = lake.read_report(source, d, "decision") or {}
-        if str(decision.get("challenger_version")) == str(champion_version) and decision.get("train_days"):
-            return list(decision["train_days"])
-    return []
+    return list((lake.registering_decision(source, champion_version) or {}).get("train_days") or [])
 
 
 def day_drift(lake, source: str, day: str, thresholds: DriftThresholds, champion_version: str | None = None) -> dict[str, Any]:
@@ -353,13 +347,10 @@ def write_drift_table(settings, lake, source: str) -> Path:
 
 def champion_holdout_flag_rate(lake, source: str, champion_version) -> dict[str, Any] | None:
     """The champion's flag rate on the holdout of the night that registered it."""
-    for d in reversed(lake.days_with("reports", source)):
-        decision = lake.read_report(source, d, "decision") or {}
-        if str(decision.get("challenger_version")) != str(champion_version):
-            continue
-        metrics = (decision.get("candidates") or {}).get(decision.get("best_candidate")) or {}
-        if metrics.get("sessions") and metrics.get("flagged") is not None:
-            return {"day": d, "flag_rate": metrics["flagged"] / metrics["sessions"]}
+    decision = lake.registering_decision(source, champion_version) or {}
+    metrics = (decision.get("candidates") or {}).get(decision.get("best_candidate")) or {}
+    if metrics.get("sessions") and metrics.get("flagged") is not None:
+        return {"day": decision["day"], "flag_rate": metrics["flagged"] / metrics["sessions"]}
     return None
 
 

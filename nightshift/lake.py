@@ -245,6 +245,15 @@ class Lake:
             return None
         return json.loads(path.read_text())
 
+    def registering_decision(self, source: str, version) -> dict[str, Any] | None:
+        """The decision report of the night that registered model ``version`` (its challenger),
+        with that night's ``day``, the newest first; None when no report names it."""
+        for d in reversed(self.days_with("reports", source)):
+            decision = self.read_report(source, d, "decision") or {}
+            if version is not None and str(decision.get("challenger_version")) == str(version):
+                return {**decision, "day": d}
+        return None
+
 
 def report_mtime(lake: "Lake", source: str, day: str, step: str) -> float | None:
     """When a report was last written (epoch seconds), or None when there is none."""

@@ -175,10 +175,11 @@ def plan_for_source(lake: Lake, source: str, day: str, config: TrainingConfig, h
     if not (labelled and plan.skip_reason):
         return plan
     fallback = plan_training(lake, source, day, config, holdout_days, labelled=False)
-    if fallback.skip_reason or any(labels_problem(lake, source, d) is None for d in fallback.labelled_days):
+    # a validated day the labelled plan did not exclude has labels: they flow, wait for the second
+    if fallback.skip_reason or any(d not in plan.excluded_days for d in fallback.labelled_days):
         return plan
     version = champion_version()
-    if version is not None and not judged_without_labels(lake, source, version):
+    if version is not None and (lake.registering_decision(source, version) or {}).get("labelled") is not False:
         return plan
     why = (f"no labelled day yet in the {config.window_days}-day window and "
            + ("no champion" if version is None else f"champion v{version} judged without labels")
@@ -187,15 +188,6 @@ def plan_for_source(lake: Lake, source: str, day: str, config: TrainingConfig, h
     log.info("%s %s: %s", source, day, why)
     return TrainingPlan(fallback.source, fallback.day, fallback.holdout_days, fallback.train_days,
                         plan.excluded_days, None, False, why)
-
-
-def judged_without_labels(lake: Lake, source: str, version: str) -> bool:
-    """Whether the decision that registered ``version`` judged it without labels."""
-    for d in reversed(lake.days_with("reports", source)):
-        decision = lake.read_report(source, d, "decision") or {}
-        if str(decision.get("challenger_version")) == str(version):
-            return decision.get("labelled") is False
-    return False
 
 
 def labels_problem(lake: Lake, source: str, day: str, settings=None) -> str | None:
