@@ -94,6 +94,12 @@ def test_a_source_can_declare_labels_none():
     assert not parse_source(raw).labelled and parse_source(raw).label_field is None
 
 
+def _local_settings(tmp_path):
+    """A lake and an MLflow store (SQLite) under ``tmp_path``."""
+    return dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
+                               mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
 def _write_unlabelled_day(lake: Lake, source: str, day: str, seed: int) -> None:
     frame = _sessions(day, 600, seed=seed, anomaly_template="9").drop(columns=["label"])
     out = lake.features_dir(source, day)
@@ -110,8 +116,7 @@ def _write_unlabelled_day(lake: Lake, source: str, day: str, seed: int) -> None:
 
 
 def test_an_unlabelled_source_trains_detectors_and_gets_a_champion(tmp_path):
-    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
-                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    settings = _local_settings(tmp_path)
     lake = Lake(settings.data_root)
     config = load_training_config(PROJECT_ROOT / "config")
     policy = load_policy(PROJECT_ROOT / "config")
@@ -201,8 +206,7 @@ def test_check_flag_rate_in_sample_judges_the_bounds_only():
 def test_the_first_night_of_an_unlabelled_source_is_judged_in_sample_by_flag_rate(tmp_path):
     import mlflow
 
-    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
-                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    settings = _local_settings(tmp_path)
     lake = Lake(settings.data_root)
     config = load_training_config(PROJECT_ROOT / "config")
     _write_unlabelled_day(lake, "hdfs", DAYS[0], seed=0)
@@ -283,8 +287,7 @@ def test_a_labelled_source_without_labels_yet_gets_the_detectors_until_labels_ar
 def test_the_fallback_s_detectors_are_judged_without_labels_and_the_record_says_why(tmp_path):
     from nightshift.training import plan_for_source
 
-    settings = dataclasses.replace(load_settings(), data_root=tmp_path / "lake",
-                                   mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    settings = _local_settings(tmp_path)
     lake = Lake(settings.data_root)
     config = load_training_config(PROJECT_ROOT / "config")
     policy = load_policy(PROJECT_ROOT / "config")
