@@ -22,6 +22,7 @@ each step (see ``nightshift.night``).
 import sys
 
 from nightshift.jobrunner import run_spark_job
+from nightshift.validation import VALIDATION_MODULES
 from nightshift.night import run_spark_night
 from nightshift.settings import load_settings
 
@@ -43,8 +44,14 @@ def _ingest(spark, lake, source, day, args, timer):
     return 0
 
 
+def _imports(args) -> tuple[str, ...]:
+    """Great Expectations, which ``--validate`` needs after ingest and features: imported while the
+    JVM starts (``nightshift.jobrunner.import_in_background``)."""
+    return VALIDATION_MODULES if args.validate else ()
+
+
 def main(argv=None) -> int:
-    return run_spark_job("ingest", argv, _ingest, extra_args=_args, timed=True)
+    return run_spark_job("ingest", argv, _ingest, extra_args=_args, timed=True, imports=_imports)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 SUITES = ("parsed_lines", "session_features")
+# what the first validation of a process imports (about 3.8 s on this machine): a Spark job that
+# will validate imports them while its JVM starts (``nightshift.jobrunner.import_in_background``)
+VALIDATION_MODULES = ("great_expectations", "great_expectations.expectations",
+                      "great_expectations.execution_engine.sparkdf_execution_engine",
+                      "great_expectations.render.renderer.site_builder")
 # suites run on pandas frames outside the Spark jobs (see nightshift.labels.validated_labels)
 PANDAS_SUITES = ("labels",)
 log = logging.getLogger("nightshift.validation")
