@@ -20,6 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from nightshift_stack.services import TASK_LATENCY_SETTINGS
 from nightshift_stack.stack import free_port, stop_process_group
 
 TERMINAL = ("success", "failed")
@@ -82,6 +83,9 @@ class LocalAirflow:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "false",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         })
+        # the gaps between a night's tasks (nightshift_stack.services.TASK_LATENCY_SETTINGS)
+        for key, value in TASK_LATENCY_SETTINGS.items():
+            self.env.setdefault(key, value)
         self.env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
         self.home = Path(self.env["AIRFLOW_HOME"])
         self.logs_dir = Path(logs_dir)

@@ -17,8 +17,20 @@ NIGHTSHIFT_ENV = ("NIGHTSHIFT_DATA_ROOT", "NIGHTSHIFT_SOURCES_DIR", "NIGHTSHIFT_
                   "NIGHTSHIFT_EXPECTATIONS_DIR", "NIGHTSHIFT_LOCK_URL", "MLFLOW_TRACKING_URI",
                   "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_DISABLE_TELEMETRY",
                   "GX_ANALYTICS_ENABLED", "PYSPARK_PYTHON")
+# How soon Airflow moves along a night's chain of ~15 tasks (issue 14), for every deployment of it
+# here (make demo / make ui, make stack, compose); a value already in the environment wins:
+# - the scheduler's idle sleep between looks at finished tasks (Airflow's default: 1 s);
+# - a task supervisor's longest select() wait, which is also its heartbeat interval (default: 5 s).
+#   When a task process closes its sockets before it can be reaped, the supervisor sleeps that
+#   whole wait with the task done, and its worker slot stays taken: in a demo of 2026-12-07, 23 of
+#   102 task runs had that tail (116 s in all: the scheduler log's "Workload finished" duration vs
+#   the task's own). 1 s bounds it, for a heartbeat a second per running task.
+TASK_LATENCY_SETTINGS = {
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+}
 # Every Airflow component (one configuration, shared secrets).
-AIRFLOW_ENV = NIGHTSHIFT_ENV + (
+AIRFLOW_ENV = NIGHTSHIFT_ENV + tuple(TASK_LATENCY_SETTINGS) + (
     "AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__PARALLELISM", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__API__BASE_URL", "AIRFLOW__API__WORKERS",

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from nightshift.jvm_archive import with_archive
 from nightshift.warm_tasks import executor_setting
-from nightshift_stack.services import CHAMPION_MODEL, SECRETS, SERVICES, Service, by_name, render
+from nightshift_stack.services import (CHAMPION_MODEL, SECRETS, SERVICES, TASK_LATENCY_SETTINGS, Service, by_name,
+                                      render)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS = {"airflow_port": 8080, "mlflow_port": 5000, "model_port": 5001, "spark_port": 7077,
@@ -192,6 +193,9 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(p["trigger_log_port"]),
         "AIRFLOW_CONN_NIGHTSHIFT_SPARK": json.dumps(spark_conn),
     })
+    # the gaps between a night's tasks (services.TASK_LATENCY_SETTINGS; the environment's value wins)
+    for key, value in TASK_LATENCY_SETTINGS.items():
+        env[key] = os.environ.get(key) or value
     # the Spark tasks' drivers map the virtualenv's class archive, when built (nightshift.jvm_archive)
     with_archive(env)
     values = {

@@ -369,6 +369,10 @@ def test_airflow_services_share_one_configuration(services):
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/nightshift/plugins"
     assert env["GX_ANALYTICS_ENABLED"] == "false"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    from nightshift_stack.services import TASK_LATENCY_SETTINGS
+
+    for name, service_env in envs.items():     # the same waits as make stack and make demo
+        assert {k: service_env.get(k) for k in TASK_LATENCY_SETTINGS} == TASK_LATENCY_SETTINGS, name
 
     url = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert url.hostname == "airflow-apiserver" and url.port == 8080 and url.path == "/execution/"

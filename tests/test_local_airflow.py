@@ -35,3 +35,20 @@ def test_a_second_embedded_airflow_on_the_same_home_is_refused_naming_the_first(
     # the holder died: the kernel released its lock, the next one gets it
     with EmbeddedAirflowLock(tmp_path, "make demo"):
         assert "make demo" in (tmp_path / "embedded-airflow.lock").read_text()
+
+
+def test_the_embedded_scheduler_and_task_supervisors_wait_less_unless_told_otherwise(tmp_path):
+    """The two latencies of a night's task chain (issue 14): the scheduler's idle sleep between
+    looks at finished tasks, and a task supervisor's select() wait (the tail some task runs keep
+    after the task ended). An operator's own value in the environment wins."""
+    from nightshift.localenv import local_environment
+    from nightshift_stack.local import LocalAirflow
+
+    env = local_environment(airflow_home=tmp_path / "airflow", data_root=tmp_path / "data", base={})
+    airflow = LocalAirflow(env, tmp_path / "logs", port=1)
+    assert airflow.env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "0.2"
+    assert airflow.env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"
+    env.update({"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "2", "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "5"})
+    airflow = LocalAirflow(env, tmp_path / "logs", port=1)
+    assert airflow.env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "2"
+    assert airflow.env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "5"
