@@ -22,9 +22,9 @@ each step (see ``nightshift.night``).
 import sys
 
 from nightshift.jobrunner import run_spark_job
-from nightshift.validation import VALIDATION_MODULES
 from nightshift.night import run_spark_night
 from nightshift.settings import load_settings
+from nightshift.validation import VALIDATION_MODULES
 
 
 def _args(parser):
