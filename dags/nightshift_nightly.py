@@ -35,6 +35,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from nightshift.assets import VALIDATED_FEATURES
 from nightshift.dag_params import day_param, source_param
+from nightshift.spark import night_submit_opts   # a template macro (light import: nothing of Spark)
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -62,6 +63,8 @@ def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperat
         name=f"nightshift-{task_id}",
         doc_md=f"Runs `jobs/{script}` with spark-submit.",
         execution_timeout=SPARK_JOB_TIMEOUT,
+        # the driver JVM's options, by the day's raw input size (nightshift.spark.night_submit_opts)
+        env_vars={"SPARK_SUBMIT_OPTS": "{{ night_submit_opts(params.source, ti.xcom_pull(task_ids='resolve_day')) }}"},
     )
 
 
@@ -96,6 +99,7 @@ def _night_deadline():
     description="Nightly: ingest, validate and retrain one log source's day; promote the challenger only if it is really better",
     doc_md=__doc__,
     tags=["nightshift"],
+    user_defined_macros={"night_submit_opts": night_submit_opts},
     default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT},
     params={
         "source": source_param(),

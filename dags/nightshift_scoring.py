@@ -46,6 +46,7 @@ from airflow.sdk import dag, task
 from nightshift.assets import RETRAINING_REQUESTED, VALIDATED_FEATURES
 from nightshift.dag_params import day_param, source_param
 from nightshift.notifiers import TaskFailedNotifier
+from nightshift.spark import night_submit_opts   # a template macro (light import: nothing of Spark)
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -64,6 +65,7 @@ SPARK_JOB_TIMEOUT = timedelta(hours=1)
     description="Scores each validated day's sessions with the champion; watches the champion once labels arrive",
     doc_md=__doc__,
     tags=["nightshift"],
+    user_defined_macros={"night_submit_opts": night_submit_opts},
     default_args={"retries": 0, "execution_timeout": PYTHON_TASK_TIMEOUT, "on_failure_callback": TaskFailedNotifier()},
     params={
         "source": source_param("Name of a source declared in sources/<name>.yaml (used with 'day')"),
@@ -134,6 +136,8 @@ def nightshift_scoring():
         map_index_template="{{ task.application_args[1] }} {{ task.application_args[3] }}",
         doc_md="Runs `jobs/score.py` with spark-submit for one source and day.",
         execution_timeout=SPARK_JOB_TIMEOUT,
+        # the driver JVM's options, by the day's raw input size (nightshift.spark.night_submit_opts)
+        env_vars={"SPARK_SUBMIT_OPTS": "{{ night_submit_opts(task.application_args[1], task.application_args[3]) }}"},
     ).expand(application_args=targets)
     retrain = watch_champion(targets)
     scored >> retrain

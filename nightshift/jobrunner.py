@@ -26,9 +26,15 @@ class JobTimer:
         self.started_at = _launch_time()
         self.session_ready_at: float | None = None
         self.steps: dict[str, float] = {}
+        self.jvm_options: list[str] = []
 
-    def session_ready(self) -> None:
+    def session_ready(self, spark=None) -> None:
         self.session_ready_at = time.time()
+        if spark is not None:
+            # the driver JVM's -XX options as it runs (e.g. the short-job options of
+            # nightshift.spark.driver_jvm_options, the class archive): the report says which applied
+            runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+            self.jvm_options = [str(a) for a in runtime.getInputArguments() if str(a).startswith("-XX:")]
 
     @contextlib.contextmanager
     def step(self, name: str):
@@ -54,6 +60,7 @@ class JobTimer:
             "startup_s": round(startup, 3),
             "steps_s": self.steps,
             "work_s": round(sum(self.steps.values()), 3),
+            "jvm_options": self.jvm_options,
         }
 
 
@@ -131,7 +138,7 @@ def run_spark_job(name: str, argv: list[str] | None, body: Callable, extra_args:
         if timer is None:
             code = int(body(spark, lake, source, args.day, args) or 0)
         else:
-            timer.session_ready()
+            timer.session_ready(spark)
             log.info("spark start-up: %.1f s (JVM launch to a ready session)", timer.session_ready_at - timer.started_at)
             code = int(body(spark, lake, source, args.day, args, timer) or 0)
         return code

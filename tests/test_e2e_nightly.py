@@ -159,6 +159,23 @@ def test_good_days_succeed_and_the_corrupted_day_fails(pipeline_run):
     assert codes[DAYS[2]] != 0
 
 
+def test_each_night_s_spark_driver_got_the_jvm_options_for_its_day_s_size(pipeline_run):
+    """The Spark task's ``SPARK_SUBMIT_OPTS``, as Airflow rendered it (``nightshift.spark.night_submit_opts``
+    through the DAG's macro): these small days get the short-job options, and the spark report
+    lists the options the driver JVM ran with."""
+    import sqlite3
+
+    from nightshift.spark import SHORT_JOB_JVM_OPTIONS
+
+    with sqlite3.connect(pipeline_run["airflow_home"] / "airflow.db") as db:
+        rendered = [json.loads(fields)["env_vars"]["SPARK_SUBMIT_OPTS"] for (fields,) in db.execute(
+            "SELECT rendered_fields FROM rendered_task_instance_fields WHERE task_id = 'ingest_and_validate'")]
+    assert rendered and all(opts.endswith(SHORT_JOB_JVM_OPTIONS) for opts in rendered), rendered
+    for day in DAYS:
+        jvm = pipeline_run["lake"].read_report("hdfs", day, "spark_ingest")["jvm_options"]
+        assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(jvm), (day, jvm)
+
+
 def test_every_input_line_is_parsed_or_quarantined(pipeline_run, spark):
     lake = pipeline_run["lake"]
     for day in DAYS:

@@ -41,3 +41,30 @@ def test_the_ingest_job_imports_great_expectations_early_only_when_it_validates(
     assert ingest._imports(argparse.Namespace(validate=True)) == VALIDATION_MODULES
     assert "great_expectations" in VALIDATION_MODULES
     assert ingest._imports(argparse.Namespace(validate=False)) == ()
+
+
+def test_a_short_night_s_driver_gets_c1_and_the_serial_collector_a_long_one_the_jvm_defaults(tmp_path, monkeypatch):
+    import gzip
+
+    from nightshift.lake import Lake
+    from nightshift.spark import (GZIP_RATIO, SHORT_JOB_JVM_OPTIONS, SHORT_JOB_MAX_RAW_BYTES, driver_jvm_options,
+                                  night_submit_opts, raw_input_bytes)
+
+    monkeypatch.setenv("NIGHTSHIFT_DATA_ROOT", str(tmp_path / "lake"))
+    raw = Lake(tmp_path / "lake").raw_dir("hdfs", "2026-11-01")
+    (raw / "sub").mkdir(parents=True)
+    (raw / "a.log").write_bytes(b"x" * 1000)
+    gz = gzip.compress(b"line\n" * 2000)
+    (raw / "sub" / "b.log.gz").write_bytes(gz)
+    assert raw_input_bytes(raw) == 1000 + GZIP_RATIO * len(gz)
+    assert raw_input_bytes(tmp_path / "missing") == 0
+
+    assert driver_jvm_options(SHORT_JOB_MAX_RAW_BYTES - 1) == SHORT_JOB_JVM_OPTIONS == "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    assert driver_jvm_options(SHORT_JOB_MAX_RAW_BYTES) == ""
+    # the environment's options (the class archive) first, then the day's
+    archive = "-XX:SharedArchiveFile=/x.jsa -Xshare:auto"
+    assert night_submit_opts("hdfs", "2026-11-01", {"SPARK_SUBMIT_OPTS": archive}) == f"{archive} {SHORT_JOB_JVM_OPTIONS}"
+    assert night_submit_opts("hdfs", "2026-11-01", {}) == SHORT_JOB_JVM_OPTIONS
+    with open(raw / "big.log", "wb") as big:          # sparse: a large day without writing it
+        big.truncate(SHORT_JOB_MAX_RAW_BYTES)
+    assert night_submit_opts("hdfs", "2026-11-01", {"SPARK_SUBMIT_OPTS": archive}) == archive

@@ -131,3 +131,14 @@ def test_dag_scores_a_day_through_airflow(spark, tmp_path, airflow_env, webhook_
 
     # and on record in the lake, delivered
     assert [(a["kind"], a["delivered"]) for a in read_alerts(data_root)] == [("prediction_drift", True)]
+    # the spark-submit got the short-job JVM options through the DAG's macro (the day has no raw
+    # input here: a small day), after the environment's (the class archive, when built)
+    import sqlite3
+
+    from nightshift.spark import SHORT_JOB_JVM_OPTIONS
+
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as db:
+        [(rendered,)] = db.execute("SELECT rendered_fields FROM rendered_task_instance_fields "
+                                   "WHERE task_id = 'score_sessions'").fetchall()
+    opts = json.loads(rendered)["env_vars"]["SPARK_SUBMIT_OPTS"]
+    assert opts.endswith(SHORT_JOB_JVM_OPTIONS) and opts.startswith(env.get("SPARK_SUBMIT_OPTS", "").strip())
