@@ -298,6 +298,37 @@ def setup_mlflow(settings, experiment_name: str) -> str:
         return experiment.experiment_id
 
 
+DATASET_RACE_ATTEMPTS = 4
+
+
+def log_dataset_input(dataset, context: str, attempts: int = DATASET_RACE_ATTEMPTS) -> None:
+    """``mlflow.log_input`` that survives the night's candidates logging the same dataset at once.
+
+    MLflow's store looks the (experiment, name, digest) dataset up and inserts it when missing, in
+    one transaction that is not serialised against another run doing the same: the night's
+    ``train_candidate`` tasks all log the same training and holdout frames, and the second insert
+    fails on the ``datasets`` primary key (seen with the MLflow server on PostgreSQL in
+    tests/test_stack.py, 4 tasks started within a second: ``BAD_REQUEST: UniqueViolation ...
+    dataset_pk``). The failed transaction is rolled back whole, and the next attempt finds the
+    dataset and only links it to this run, so the call is retried; any other error is raised."""
+    import random
+
+    import mlflow
+
+    for attempt in range(1, attempts + 1):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            text = str(exc)
+            duplicate = "dataset_pk" in text or "UNIQUE constraint failed: datasets." in text
+            if not duplicate or attempt == attempts:
+                raise
+            log.warning("dataset %r was created by another run at the same time (attempt %d of %d): retrying",
+                        dataset.name, attempt, attempts)
+            time.sleep(random.uniform(0.05, 0.3))
+
+
 def train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candidate_name: str) -> dict[str, Any]:
     """Train one candidate (see :func:`_train_candidate`); the result also carries ``window``, the
     task's [start, end] in epoch seconds (loading, search, fit and MLflow logging), from which the
@@ -355,14 +386,14 @@ def _train_candidate(settings, config: TrainingConfig, plan: TrainingPlan, candi
             {"kind": kind, "train_days": ",".join(plan.train_days), "holdout_days": ",".join(plan.holdout_days),
              "window_days": config.window_days, "train_sessions": len(train), "holdout_sessions": len(holdout)}
         )
-        mlflow.log_input(
+        log_dataset_input(
             mlflow.data.from_pandas(
                 pd.concat([X_train, train[["label"]]], axis=1),
                 source=str(lake.root / "features" / f"source={plan.source}"), name="train", targets="label",
             ),
             context="training",
         )
-        mlflow.log_input(
+        log_dataset_input(
             mlflow.data.from_pandas(
                 pd.concat([X_holdout, holdout[["label"]]], axis=1),
                 source=str(lake.root / "features" / f"source={plan.source}"), name="holdout", targets="label",
