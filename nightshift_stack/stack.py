@@ -195,7 +195,7 @@ def environment(base: Path, cfg: dict, secrets: dict[str, str]) -> tuple[dict[st
     })
     # the gaps between a night's tasks (services.TASK_LATENCY_SETTINGS; the environment's value wins)
     for key, value in TASK_LATENCY_SETTINGS.items():
-        env[key] = os.environ.get(key) or value
+        env.setdefault(key, value)
     # the Spark tasks' drivers map the virtualenv's class archive, when built (nightshift.jvm_archive)
     with_archive(env)
     values = {
