@@ -21,6 +21,7 @@ FEATURE_COLUMNS = [
 # Up to this many distinct components, a session's first component is aggregated as an integer
 # code (see session_features); beyond, as the string itself (correct, but a slower sort-based plan).
 _COMPONENT_CODE_LIMIT = 5000
+_COMPONENT_KEY_SPACE = 8192     # > _COMPONENT_CODE_LIMIT: the codes' share of the packed first-line key
 
 
 def session_features(parsed: "DataFrame") -> "DataFrame":
@@ -30,7 +31,9 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
     Lines without a session id belong to no session and are not counted here.
     ``event_counts`` maps a template id (as a string) to the number of lines of that template;
     ``inline_label`` is 1 when any line carries an anomaly label (sources with in-line labels);
-    ``component`` is the component of the session's first line (a slice for the promotion gate).
+    ``component`` is the component of the session's first line (a slice for the promotion gate);
+    of lines in the same first millisecond, the component that sorts first (deterministic: the same
+    lines give the same features whatever the partitioning).
 
     Every aggregation buffer is fixed-width, so Spark runs both steps as hash aggregations: the
     component is carried as an integer code (decoded at the end), and the per-template counts as
@@ -48,13 +51,20 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
         if r["component"] is not None
     )
     if len(components) <= _COMPONENT_CODE_LIMIT:
-        component = literal_lookup({name: i for i, name in enumerate(components)}, F.col("component"), "int")
-        decoded = F.get(F.array(*[F.lit(name) for name in components], F.lit(None).cast("string")), F.col("_component"))
-    else:
-        component, decoded = F.col("component"), F.col("_component")
+        # (millisecond, component code) packed in one long: the minimum is the first line's
+        # component, ties (lines of the same millisecond) going to the component that sorts first,
+        # whatever the order Spark meets the lines in (min_by would keep whichever came first,
+        # which depends on the partitioning). A null component has the code len(components).
+        code = F.coalesce(literal_lookup({name: i for i, name in enumerate(components)}, F.col("component"), "int"),
+                          F.lit(len(components)))
+        first = F.min(F.unix_millis("ts") * _COMPONENT_KEY_SPACE + code)
+        component = F.get(F.array(*[F.lit(name) for name in components], F.lit(None).cast("string")),
+                          (F.col("_first") % _COMPONENT_KEY_SPACE + _COMPONENT_KEY_SPACE) % _COMPONENT_KEY_SPACE)
+    else:       # the same rule on (ts, component) structs: correct, but a sort-based plan
+        first = F.min(F.when(F.col("ts").isNotNull(), F.struct("ts", "component")))
+        component = F.col("_first.component")
     per_template = (
-        lines.withColumn("_component", component)
-        .groupBy("session_id", "template_id")
+        lines.groupBy("session_id", "template_id")
         .agg(
             F.count(F.lit(1)).alias("n"),
             F.min("ts").alias("first_ts"),
@@ -62,7 +72,7 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
             F.sum(F.col("level").isin(*WARN_LEVELS).cast("long")).alias("warn"),
             F.sum(F.col("level").isin(*ERROR_LEVELS).cast("long")).alias("error"),
             F.max("line_label").alias("line_label"),
-            F.min_by("_component", "ts").alias("first_component"),
+            first.alias("first"),
         )
     )
     packed = F.shiftleft(F.col("template_id").cast("long"), 32) + F.col("n")
@@ -74,7 +84,7 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
         F.sum("error").alias("error_count"),
         F.array_sort(F.collect_list(packed)).alias("_packed"),
         F.max("line_label").cast("int").alias("inline_label"),
-        F.min_by("first_component", "first_ts").alias("_component"),
+        F.min("first").alias("_first"),
     )
     event_counts = F.map_from_arrays(
         F.transform("_packed", lambda x: F.shiftright(x, 32).cast("string")),
@@ -82,9 +92,9 @@ def session_features(parsed: "DataFrame") -> "DataFrame":
     )
     return (
         sessions.withColumn("event_counts", event_counts)
-        .withColumn("component", decoded)
+        .withColumn("component", component)
         .withColumn("duration_s", F.col("end_ts").cast("double") - F.col("start_ts").cast("double"))
-        .drop("_packed", "_component")
+        .drop("_packed", "_first")
     )
 
 

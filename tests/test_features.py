@@ -78,3 +78,27 @@ def test_session_template_sets_count_sessions_per_distinct_set_of_template_ids(s
     # ids sorted as numbers (2 before 10), one key per set, sessions counted once whatever their lines
     assert session_template_sets(features) == {"2,10": 2, "9": 1}
     assert session_template_sets(features, limit=1) is None          # more distinct sets than kept: not stored
+
+
+def test_the_first_component_does_not_depend_on_the_order_spark_meets_the_lines(spark, monkeypatch):
+    """Lines of one session in the same first second with different components (and one without a
+    component): the session's component is the one that sorts first, in whatever order and
+    partitioning the lines arrive (a Spark Connect server and a spark-submit driver partition a day
+    differently: min_by kept whichever came first). Same rule on the string path."""
+    import nightshift.features as features
+
+    rows = [("blk_1", dt.datetime(2026, 11, 1, 0, 0, 7), "INFO", 1, None, comp) for comp in ("zeta", None, "alpha", "mid")]
+    rows += [("blk_1", dt.datetime(2026, 11, 1, 0, 0, 3), "INFO", 2, None, c) for c in ("tie_b", "tie_a")]
+    rows += [("blk_2", dt.datetime(1969, 12, 31, 23, 59, 59), "INFO", 2, None, c) for c in ("old_b", "old_a")]
+    schema = "session_id string, ts timestamp, level string, template_id int, line_label int, component string"
+
+    def components(ordered, partitions):
+        frame = spark.createDataFrame(ordered, schema).repartition(partitions)
+        return {r.session_id: r.component for r in session_features(frame).collect()}
+
+    for ordered in (rows, rows[::-1]):
+        for partitions in (1, 3):
+            assert components(ordered, partitions) == {"blk_1": "tie_a", "blk_2": "old_a"}
+    monkeypatch.setattr(features, "_COMPONENT_CODE_LIMIT", 1)
+    for ordered in (rows, rows[::-1]):
+        assert components(ordered, 2) == {"blk_1": "tie_a", "blk_2": "old_a"}
