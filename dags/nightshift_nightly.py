@@ -16,8 +16,10 @@ ids, session features, then both Great Expectations suites) → `validate_parsed
   kept, and the reasons are in the task log and in `reports/source=<s>/dt=<day>/validation_*.json`.
 * **Promotion mode** (`mode`): as configured, auto, manual (wait for an approval in the UI) or dry
   run (decide and record, move no alias).
-* Spark jobs are submitted with `spark-submit` to the master of the Airflow connection
-  `nightshift_spark` (local[2] on a laptop, the Spark master in docker-compose).
+* The Spark job runs as a client of the Spark Connect server of the Airflow connection
+  `nightshift_spark_connect` when it is defined (`make demo` and `make ui` keep one running: no
+  JVM start-up per night); otherwise it is submitted with `spark-submit` to the master of the
+  connection `nightshift_spark` (local[2] on a laptop, the Spark master in docker-compose).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import (AsyncCallback, CronDataIntervalTimetable, DeadlineAlert, DeadlineReference, Param, TriggerRule,
                          dag, task)
@@ -36,6 +37,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from nightshift.assets import VALIDATED_FEATURES
 from nightshift.dag_params import day_param, source_param
 from nightshift.spark import night_submit_opts   # a template macro (light import: nothing of Spark)
+from nightshift.spark_jobs import SparkJobOperator
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -54,14 +56,15 @@ PROMOTION_MODES = {
 TRAINING_TIMEOUT = timedelta(hours=2)
 
 
-def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkSubmitOperator:
-    return SparkSubmitOperator(
+def _spark_job(task_id: str, script: str, *extra_args: str) -> SparkJobOperator:
+    return SparkJobOperator(
         task_id=task_id,
         conn_id=SPARK_CONN_ID,
         application=str(JOBS_DIR / script),
         application_args=["--source", "{{ params.source }}", "--day", DAY_XCOM, *extra_args],
         name=f"nightshift-{task_id}",
-        doc_md=f"Runs `jobs/{script}` with spark-submit.",
+        doc_md=f"Runs `jobs/{script}`: as a client of the Spark Connect server of the connection "
+               f"`nightshift_spark_connect` when it is defined, else with spark-submit.",
         execution_timeout=SPARK_JOB_TIMEOUT,
         # the driver JVM's options, by the day's raw input size (nightshift.spark.night_submit_opts)
         env_vars={"SPARK_SUBMIT_OPTS": "{{ night_submit_opts(params.source, ti.xcom_pull(task_ids='resolve_day')) }}"},

@@ -27,10 +27,16 @@ class JobTimer:
         self.session_ready_at: float | None = None
         self.steps: dict[str, float] = {}
         self.jvm_options: list[str] = []
+        self.spark_connect: str | None = None
 
     def session_ready(self, spark=None) -> None:
         self.session_ready_at = time.time()
-        if spark is not None:
+        from nightshift.spark import SPARK_REMOTE_ENV, is_connect
+
+        if spark is not None and is_connect(spark):
+            # a Spark Connect session: the JVM is the server's, started before the night
+            self.spark_connect = os.environ.get(SPARK_REMOTE_ENV)
+        elif spark is not None:
             # the driver JVM's -XX options as it runs (e.g. the short-job options of
             # nightshift.spark.driver_jvm_options, the class archive): the report says which applied
             runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
@@ -61,6 +67,8 @@ class JobTimer:
             "steps_s": self.steps,
             "work_s": round(sum(self.steps.values()), 3),
             "jvm_options": self.jvm_options,
+            # the Spark Connect server the job ran on (None: its own driver JVM, spark-submit)
+            "spark_connect": self.spark_connect,
         }
 
 
@@ -160,18 +168,31 @@ def source_regexes(source: SourceConfig) -> list[tuple[str, str]]:
     return found
 
 
+def _compile_on_server(spark) -> Callable[[str], None]:
+    """For a Spark Connect session (no JVM here): compile a regex where Spark runs, with a query
+    that matches it against a literal (the server raises INVALID_PARAMETER_VALUE.PATTERN)."""
+    from pyspark.sql import functions as F
+
+    def compile_java(regex: str) -> None:
+        spark.range(1).select(F.regexp_like(F.lit(""), F.lit(regex))).collect()
+
+    return compile_java
+
+
 def check_java_regexes(spark, source: SourceConfig) -> None:
     """Compile every regex of ``source`` with Java's engine (what Spark runs), before any data is
     read: a regex only Python accepts (``(?P<name>...)``, ``(?#...)``, ...) fails here, naming it
     and the source file, instead of failing (or matching differently) halfway through a job."""
-    pattern_class = spark.sparkContext._jvm.java.util.regex.Pattern
+    from nightshift.spark import is_connect
+
     where = str(source.path) if source.path else f"source {source.name!r}"
     problems = []
+    compile_java = _compile_on_server(spark) if is_connect(spark) else spark.sparkContext._jvm.java.util.regex.Pattern.compile
     for what, regex in source_regexes(source):
         try:
-            pattern_class.compile(regex)
+            compile_java(regex)
         except Exception as exc:  # py4j wraps java.util.regex.PatternSyntaxException
-            java_error = getattr(getattr(exc, "java_exception", None), "getMessage", lambda: str(exc))()
+            java_error = getattr(getattr(exc, "java_exception", None), "getMessage", lambda: str(exc).splitlines()[0])()
             problems.append(f"{what}: Java cannot compile {regex!r}: {java_error}")
     if problems:
         raise SourceConfigError(f"{where}: " + "; ".join(problems))

@@ -31,6 +31,9 @@ def get_spark(app_name: str, master: str | None = None, conf: dict[str, str] | N
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
+    remote = os.environ.get(SPARK_REMOTE_ENV)
+    if remote and not master:
+        return _connect_session(app_name, remote, conf)
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
@@ -46,6 +49,78 @@ def get_spark(app_name: str, master: str | None = None, conf: dict[str, str] | N
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+# A Spark Connect server kept running (``make demo`` starts one for its nights: a night's job then
+# starts no JVM of its own; nightshift.spark_jobs runs the job script as a client of it). pyspark's
+# own convention: SPARK_REMOTE=sc://host:port makes the job's session a Spark Connect session.
+SPARK_REMOTE_ENV = "SPARK_REMOTE"
+CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+
+def _connect_session(app_name: str, remote: str, conf: dict[str, str] | None) -> "SparkSession":
+    """A Spark Connect session on the server at ``remote``, with the session-level (``spark.sql.*``)
+    settings of DEFAULT_CONF and ``conf``; the server's own settings (memory, master, UI) are
+    fixed when it starts (:func:`connect_server_command`)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from pyspark.sql import SparkSession
+
+    # the client itself would retry an unreachable server with back-off for minutes: ask first
+    address = urlparse(remote.split(";", 1)[0])
+    try:
+        socket.create_connection((address.hostname or "localhost", address.port or 15002), timeout=10).close()
+    except OSError as exc:
+        raise SparkConnectUnavailable(
+            f"no Spark Connect server answers at {remote} ({exc}); make demo / make ui start one, or unset "
+            f"{SPARK_REMOTE_ENV} (Airflow: remove the connection nightshift_spark_connect) to spark-submit") from exc
+    builder = SparkSession.builder.remote(remote).appName(app_name)
+    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+        if key.startswith("spark.sql."):
+            builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+class SparkConnectUnavailable(RuntimeError):
+    pass
+
+
+def is_connect(spark) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no JVM in this process: no ``sparkContext``)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def connect_server_command(port: int, master: str = "local[2]", driver_memory: str = "1g",
+                           host: str = "127.0.0.1") -> list[str]:
+    """``spark-submit`` of a Spark Connect server listening on ``host:port`` (the JVM of pyspark's
+    distribution, whose jars include the server). Its session defaults are DEFAULT_CONF's."""
+    conf = {"spark.connect.grpc.binding.address": host, "spark.connect.grpc.binding.port": str(port),
+            "spark.ui.enabled": "false", **DEFAULT_CONF}
+    argv = ["spark-submit", "--class", CONNECT_SERVER_CLASS, "--master", master, "--driver-memory", driver_memory,
+            "--name", "nightshift-spark-connect"]
+    for key, value in conf.items():
+        argv += ["--conf", f"{key}={value}"]
+    return argv + ["spark-internal"]
+
+
+def wait_for_connect_server(host: str, port: int, proc=None, timeout_s: float = 180) -> None:
+    """Until the server at ``host:port`` accepts connections; raises if ``proc`` (its process)
+    exits first or the timeout passes."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise SparkConnectUnavailable(f"the Spark Connect server exited during start-up (code {proc.returncode})")
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SparkConnectUnavailable(f"no Spark Connect server on {host}:{port} after {timeout_s:.0f} s") from None
+            time.sleep(0.5)
 
 
 # A short Spark application's driver spends much of its CPU compiling with the JIT's second tier

@@ -25,6 +25,44 @@ from nightshift_stack.stack import free_port, stop_process_group
 
 TERMINAL = ("success", "failed")
 
+# The nights' Spark job runs on a Spark Connect server kept running next to the scheduler (the
+# Airflow connection nightshift_spark_connect, nightshift.spark_jobs): no driver JVM start-up and
+# no cold JIT per night. NIGHTSHIFT_SPARK_CONNECT=0: none, each night spark-submits its own driver.
+SPARK_CONNECT_SWITCH = "NIGHTSHIFT_SPARK_CONNECT"
+SPARK_CONNECT_CONN_ENV = "AIRFLOW_CONN_NIGHTSHIFT_SPARK_CONNECT"
+
+
+def wants_spark_connect(env: dict[str, str]) -> bool:
+    return env.get(SPARK_CONNECT_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def spark_connect_connection(port: int) -> str:
+    """The Airflow connection (JSON, for ``AIRFLOW_CONN_NIGHTSHIFT_SPARK_CONNECT``) of a local server."""
+    return json.dumps({"conn_type": "spark_connect", "host": "127.0.0.1", "port": port})
+
+
+def start_spark_connect_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
+    """A Spark Connect server (local master, ``nightshift.spark.connect_server_command``) in its
+    own process group, logging to ``log_path``; :func:`nightshift.spark.wait_for_connect_server`
+    tells when it listens."""
+    from nightshift.spark import connect_server_command
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(connect_server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_spark_connect_server(proc: subprocess.Popen) -> None:
+    """SIGTERM its process group, reap it (a zombie still counts in its group), SIGKILL what is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    stop_process_group(proc.pid, timeout_s=5)
+    proc.wait()
+
 
 class LocalAirflowError(RuntimeError):
     pass
@@ -87,6 +125,9 @@ class LocalAirflow:
         for key, value in TASK_LATENCY_SETTINGS.items():
             self.env.setdefault(key, value)
         self.env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
+        self.spark_connect_port = free_port() if wants_spark_connect(self.env) else None
+        if self.spark_connect_port:
+            self.env[SPARK_CONNECT_CONN_ENV] = spark_connect_connection(self.spark_connect_port)
         self.home = Path(self.env["AIRFLOW_HOME"])
         self.logs_dir = Path(logs_dir)
         self.start_timeout_s = start_timeout_s
@@ -115,7 +156,12 @@ class LocalAirflow:
         return self.logs_dir / f"{name}.log"
 
     def start(self) -> None:
+        from nightshift.spark import wait_for_connect_server
+
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        if self.spark_connect_port:       # first: its JVM takes the longest to be ready
+            self._procs["spark-connect"] = start_spark_connect_server(self.env, self.spark_connect_port,
+                                                                      self.log_path("spark-connect"))
         for name, cmd in self.COMPONENTS.items():
             with open(self.log_path(name), "ab") as log:
                 self._procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -129,11 +175,17 @@ class LocalAirflow:
             health = self._health()
             if health and all((health.get(k) or {}).get("status") == "healthy"
                               for k in ("metadatabase", "scheduler", "dag_processor")):
-                return
+                break
             if time.monotonic() > deadline:
                 raise LocalAirflowError(f"Airflow not healthy after {self.start_timeout_s:.0f}s: {health}\n"
                                         + "\n".join(self.tail(n) for n in self._procs))
             time.sleep(1)
+        if self.spark_connect_port:
+            try:
+                wait_for_connect_server("127.0.0.1", self.spark_connect_port, self._procs["spark-connect"],
+                                        timeout_s=max(10.0, deadline - time.monotonic()))
+            except RuntimeError as exc:
+                raise LocalAirflowError(f"{exc}\n" + self.tail("spark-connect")) from exc
 
     def stop(self) -> None:
         """SIGTERM each component's process group (the scheduler's task processes with it), then

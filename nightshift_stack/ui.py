@@ -5,7 +5,8 @@ SQLite metadata DB in ``.airflow/``, listening on 127.0.0.1 only, with a login: 
 password Airflow generates once into ``.airflow/simple_auth_manager_passwords.json.generated``
 (printed below). Approvals and rollbacks are recorded as that user. MLflow serves the SQLite
 tracking store and artifacts in the lake, on 127.0.0.1 (no login: local data only; the deployed
-stack, ``make stack``, has MLflow's authentication).
+stack, ``make stack``, has MLflow's authentication). A Spark Connect server runs the nights' Spark
+job, as in ``make demo`` (``nightshift_stack.local``; ``NIGHTSHIFT_SPARK_CONNECT=0``: spark-submit).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from pathlib import Path
 
 from nightshift.localenv import local_environment
 from nightshift.settings import load_settings
-from nightshift_stack.local import EmbeddedAirflowLock, LocalAirflowError
+from nightshift_stack.local import (SPARK_CONNECT_CONN_ENV, EmbeddedAirflowLock, LocalAirflowError,
+                                   spark_connect_connection, start_spark_connect_server, stop_spark_connect_server,
+                                   wants_spark_connect)
+from nightshift_stack.stack import free_port
 
 AIRFLOW_PORT = 8080
 MLFLOW_PORT = 5000
@@ -37,13 +41,19 @@ def main() -> int:
          "--host", "127.0.0.1", "--port", str(MLFLOW_PORT)],
         env=env,
     )
-    print(f"MLflow UI:  http://127.0.0.1:{MLFLOW_PORT}")
-    print(f"Airflow UI: http://127.0.0.1:{AIRFLOW_PORT}  (user admin; password in {passwords}, "
-          "created and printed by Airflow on its first start)")
+    connect = None
     try:
-        with EmbeddedAirflowLock(Path(env["AIRFLOW_HOME"]), "make ui (airflow standalone)"):
-            return subprocess.call(["airflow", "standalone"], env=env)
-    except LocalAirflowError as exc:
+        if wants_spark_connect(env):
+            from nightshift.spark import wait_for_connect_server
+
+            port = free_port()
+            env[SPARK_CONNECT_CONN_ENV] = spark_connect_connection(port)
+            log = Path(env["AIRFLOW_HOME"]) / "logs" / "spark-connect.log"
+            connect = start_spark_connect_server(env, port, log)
+            wait_for_connect_server("127.0.0.1", port, connect)
+            print(f"Spark Connect server for the nights' Spark job: sc://127.0.0.1:{port} (log {log})")
+        return _serve(env, passwords)
+    except RuntimeError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -51,6 +61,16 @@ def main() -> int:
     finally:
         mlflow.terminate()
         mlflow.wait(timeout=30)
+        if connect is not None:
+            stop_spark_connect_server(connect)
+
+
+def _serve(env, passwords) -> int:
+    print(f"MLflow UI:  http://127.0.0.1:{MLFLOW_PORT}")
+    print(f"Airflow UI: http://127.0.0.1:{AIRFLOW_PORT}  (user admin; password in {passwords}, "
+          "created and printed by Airflow on its first start)")
+    with EmbeddedAirflowLock(Path(env["AIRFLOW_HOME"]), "make ui (airflow standalone)"):
+        return subprocess.call(["airflow", "standalone"], env=env)
 
 
 if __name__ == "__main__":
