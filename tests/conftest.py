@@ -83,18 +83,48 @@ def migrated_airflow_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def airflow_env(migrated_airflow_db, spark_conf_dir):
-    """``airflow_env(airflow_home, data_root)``: the local environment (``nightshift.localenv``)
-    with a migrated metadata database copied in and the test Spark defaults."""
+def airflow_env(migrated_airflow_db, spark_conf_dir, request):
+    """``airflow_env(airflow_home, data_root, spark_connect=False)``: the local environment
+    (``nightshift.localenv``) with a migrated metadata database copied in and the test Spark
+    defaults. With ``spark_connect``, the nightly's Spark job runs on this worker's Spark Connect
+    server (:func:`spark_connect_server`), as in ``make demo``; else it is spark-submitted."""
     from nightshift.localenv import local_environment
+    from nightshift_stack.local import SPARK_CONNECT_CONN_ENV
 
-    def make(airflow_home: Path, data_root: Path) -> dict[str, str]:
+    def make(airflow_home: Path, data_root: Path, spark_connect: bool = False) -> dict[str, str]:
         env = local_environment(airflow_home=airflow_home, data_root=data_root)
         shutil.copyfile(migrated_airflow_db, Path(airflow_home) / "airflow.db")
         env["SPARK_CONF_DIR"] = str(spark_conf_dir)
+        env.pop(SPARK_CONNECT_CONN_ENV, None)
+        if spark_connect:
+            env[SPARK_CONNECT_CONN_ENV] = request.getfixturevalue("spark_connect_server")["connection"]
         return env
 
     return make
+
+
+@pytest.fixture(scope="session")
+def spark_connect_server(tmp_path_factory, spark_conf_dir):
+    """A Spark Connect server (local[2]) for this test worker's session, started as ``make demo``
+    starts one (``nightshift_stack.local.start_spark_connect_server``): ``{"url", "connection",
+    "port", "log"}``. The end-to-end modules that ask for it share it, as a demo's nights do."""
+    from nightshift.localenv import local_environment
+    from nightshift.spark import wait_for_connect_server
+    from nightshift_stack.local import spark_connect_connection, start_spark_connect_server, stop_spark_connect_server
+    from nightshift_stack.stack import free_port
+
+    home = tmp_path_factory.mktemp("spark-connect")
+    env = local_environment(airflow_home=home / "airflow", data_root=home / "data")
+    env["SPARK_CONF_DIR"] = str(spark_conf_dir)
+    port, log = free_port(), home / "spark-connect.log"
+    proc = start_spark_connect_server(env, port, log)
+    try:
+        wait_for_connect_server("127.0.0.1", port, proc)
+    except RuntimeError:
+        stop_spark_connect_server(proc)
+        raise RuntimeError(f"the tests' Spark Connect server did not start:\n{log.read_text()[-3000:]}") from None
+    yield {"url": f"sc://127.0.0.1:{port}", "connection": spark_connect_connection(port), "port": port, "log": log}
+    stop_spark_connect_server(proc)
 
 
 @pytest.fixture

@@ -3,11 +3,15 @@ by the lines themselves) through the whole nightly DAG, not only the ingest job.
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import pytest
 
 from nightshift_datagen.bgl import BglScenario, generate
 from nightshift.lake import Lake
 from nightshift.localenv import run_nightly_dag
+from nightshift.spark import SHORT_JOB_JVM_OPTIONS
 from tests.conftest import prepare_validated_day
 
 pytestmark = pytest.mark.e2e
@@ -37,6 +41,16 @@ def test_bgl_runs_through_the_nightly_dag(tmp_path, spark, airflow_env):
         assert 0 < features["anomalous_sessions"] < features["sessions"]
     sessions = spark.read.parquet(str(lake.features_dir("bgl", DAYS[1]))).select("session_id").collect()
     assert all("@" + DAYS[1] + "T" in r.session_id for r in sessions)
+
+    # spark-submit (no Spark Connect connection): the driver JVM got the short-job options for its
+    # day's size, as Airflow rendered them into SPARK_SUBMIT_OPTS (nightshift.spark.night_submit_opts)
+    spark_report = lake.read_report("bgl", DAYS[1], "spark_ingest")
+    assert spark_report["spark_connect"] is None
+    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(spark_report["jvm_options"]), spark_report
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as db:
+        rendered = [json.loads(fields)["env_vars"]["SPARK_SUBMIT_OPTS"] for (fields,) in db.execute(
+            "SELECT rendered_fields FROM rendered_task_instance_fields WHERE task_id = 'ingest_and_validate'")]
+    assert rendered and all(opts.endswith(SHORT_JOB_JVM_OPTIONS) for opts in rendered), rendered
 
     decision = lake.read_report("bgl", DAYS[1], "decision")
     assert decision["decision"] == "promoted", decision["reason"]

@@ -41,7 +41,7 @@ def pipeline_run(tmp_path_factory, airflow_env):
     base = tmp_path_factory.mktemp("e2e")
     data_root, airflow_home = base / "data", base / "airflow"
     summaries = generate(data_root, SCENARIO)
-    env = airflow_env(airflow_home, data_root)
+    env = airflow_env(airflow_home, data_root, spark_connect=True)    # the nights' Spark job: as in make demo
     env["NIGHTSHIFT_CONFIG_DIR"] = str(shipped_config_with_a_short_search(base / "config"))
     lake, logs = Lake(data_root), base / "logs"
     alerts: dict[str, list[dict]] = {}       # what reached the webhook during each run
@@ -159,21 +159,17 @@ def test_good_days_succeed_and_the_corrupted_day_fails(pipeline_run):
     assert codes[DAYS[2]] != 0
 
 
-def test_each_night_s_spark_driver_got_the_jvm_options_for_its_day_s_size(pipeline_run):
-    """The Spark task's ``SPARK_SUBMIT_OPTS``, as Airflow rendered it (``nightshift.spark.night_submit_opts``
-    through the DAG's macro): these small days get the short-job options, and the spark report
-    lists the options the driver JVM ran with."""
-    import sqlite3
-
-    from nightshift.spark import SHORT_JOB_JVM_OPTIONS
-
-    with sqlite3.connect(pipeline_run["airflow_home"] / "airflow.db") as db:
-        rendered = [json.loads(fields)["env_vars"]["SPARK_SUBMIT_OPTS"] for (fields,) in db.execute(
-            "SELECT rendered_fields FROM rendered_task_instance_fields WHERE task_id = 'ingest_and_validate'")]
-    assert rendered and all(opts.endswith(SHORT_JOB_JVM_OPTIONS) for opts in rendered), rendered
+def test_each_night_s_spark_job_ran_on_the_spark_connect_server(pipeline_run, spark_connect_server):
+    """As in ``make demo``, the nightly's ``ingest_and_validate`` ran ``jobs/ingest.py`` as a client of
+    the Spark Connect server of the connection ``nightshift_spark_connect``: every night's spark
+    report names the server, and no driver JVM of its own was started (no JVM options to report).
+    The spark-submit path is the BGL module's (tests/test_e2e_bgl.py)."""
     for day in DAYS:
-        jvm = pipeline_run["lake"].read_report("hdfs", day, "spark_ingest")["jvm_options"]
-        assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(jvm), (day, jvm)
+        report = pipeline_run["lake"].read_report("hdfs", day, "spark_ingest")
+        assert report["spark_connect"].rstrip("/") == spark_connect_server["url"], (day, report)
+        assert report["jvm_options"] == [] and report["exit_code"] == 0, (day, report)
+    log = (pipeline_run["logs"] / f"{DAYS[1]}.log").read_text()
+    assert "running ingest.py as its client" in log and "Spark-Submit cmd" not in log
 
 
 def test_every_input_line_is_parsed_or_quarantined(pipeline_run, spark):

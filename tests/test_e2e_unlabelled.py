@@ -51,7 +51,7 @@ def test_an_unlabelled_source_runs_through_the_nightly_dag(tmp_path, airflow_env
     assert not any(lake.labels_file("hdfs", d).exists() for d in DAYS)
 
     monkeypatch.setenv("NIGHTSHIFT_SOURCES_DIR", str(sources_dir))
-    env = airflow_env(tmp_path / "airflow", data_root)
+    env = airflow_env(tmp_path / "airflow", data_root, spark_connect=True)
     env["NIGHTSHIFT_SOURCES_DIR"] = str(sources_dir)
     for day in DAYS:
         log = tmp_path / "logs" / f"{day}.log"
@@ -157,7 +157,7 @@ def test_a_labelled_source_gets_the_detectors_until_its_labels_arrive(tmp_path, 
     late = tmp_path / "late-labels"
     for day in DAYS[:2]:
         shutil.move(str(lake.labels_file("hdfs", day).parent), str(late / day))
-    env = airflow_env(tmp_path / "airflow", data_root)
+    env = airflow_env(tmp_path / "airflow", data_root, spark_connect=True)
     for day in DAYS[:2]:
         log = tmp_path / "logs" / f"{day}.log"
         assert run_nightly_dag(day, env, log) == 0, log.read_text()[-3000:]

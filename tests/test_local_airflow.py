@@ -52,3 +52,27 @@ def test_the_embedded_scheduler_and_task_supervisors_wait_less_unless_told_other
     airflow = LocalAirflow(env, tmp_path / "logs", port=1)
     assert airflow.env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "2"
     assert airflow.env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "5"
+
+
+def test_the_embedded_airflow_defines_its_spark_connect_server_unless_told_not_to(tmp_path):
+    """make demo / make ui: the nights' Spark job goes to a Spark Connect server started with the
+    components (the connection nightshift_spark_connect, on a free port); NIGHTSHIFT_SPARK_CONNECT=0
+    leaves it out, and the nights spark-submit."""
+    import json
+
+    from nightshift.localenv import local_environment
+    from nightshift.spark import CONNECT_SERVER_CLASS
+    from nightshift_stack.local import SPARK_CONNECT_CONN_ENV, LocalAirflow
+    from nightshift.spark import connect_server_command
+
+    env = local_environment(airflow_home=tmp_path / "airflow", data_root=tmp_path / "data", base={})
+    assert SPARK_CONNECT_CONN_ENV not in env          # the plain local environment spark-submits
+    airflow = LocalAirflow(env, tmp_path / "logs", port=1)
+    conn = json.loads(airflow.env[SPARK_CONNECT_CONN_ENV])
+    assert conn == {"conn_type": "spark_connect", "host": "127.0.0.1", "port": airflow.spark_connect_port}
+    cmd = connect_server_command(airflow.spark_connect_port)
+    assert CONNECT_SERVER_CLASS in cmd and f"spark.connect.grpc.binding.port={airflow.spark_connect_port}" in cmd
+    assert "spark.connect.grpc.binding.address=127.0.0.1" in cmd
+    env["NIGHTSHIFT_SPARK_CONNECT"] = "0"
+    airflow = LocalAirflow(env, tmp_path / "logs", port=1)
+    assert airflow.spark_connect_port is None and SPARK_CONNECT_CONN_ENV not in airflow.env
