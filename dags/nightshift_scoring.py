@@ -29,8 +29,9 @@ Scores every session of a day with the registry's **champion** model, and shadow
   and recall are computed; below the floors of `config/promotion.yaml` on `watch_days` consecutive
   days it logs an ALERT, writes `reports/.../champion_watch.json`, rolls back if
   `watch_auto_rollback`, and triggers `nightshift_nightly` for that day (retraining).
-* Spark jobs are submitted with `spark-submit` to the master of the Airflow connection
-  `nightshift_spark`.
+* The Spark job runs as a client of the Spark Connect server of the Airflow connection
+  `nightshift_spark_connect` when it is defined (`make demo`, `make ui`), else it is submitted
+  with `spark-submit` to the master of the Airflow connection `nightshift_spark`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 
@@ -47,6 +47,7 @@ from nightshift.assets import RETRAINING_REQUESTED, VALIDATED_FEATURES
 from nightshift.dag_params import day_param, source_param
 from nightshift.notifiers import TaskFailedNotifier
 from nightshift.spark import night_submit_opts   # a template macro (light import: nothing of Spark)
+from nightshift.spark_jobs import SparkJobOperator
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
 SPARK_CONN_ID = "nightshift_spark"
@@ -128,13 +129,14 @@ def nightshift_scoring():
         return suspect
 
     targets = resolve_target()
-    scored = SparkSubmitOperator.partial(
+    scored = SparkJobOperator.partial(
         task_id="score_sessions",
         conn_id=SPARK_CONN_ID,
         application=str(JOBS_DIR / "score.py"),
         name="nightshift-score_sessions",
         map_index_template="{{ task.application_args[1] }} {{ task.application_args[3] }}",
-        doc_md="Runs `jobs/score.py` with spark-submit for one source and day.",
+        doc_md="Runs `jobs/score.py` for one source and day: as a client of the Spark Connect server of the "
+               "connection `nightshift_spark_connect` when it is defined, else with spark-submit.",
         execution_timeout=SPARK_JOB_TIMEOUT,
         # the driver JVM's options, by the day's raw input size (nightshift.spark.night_submit_opts)
         env_vars={"SPARK_SUBMIT_OPTS": "{{ night_submit_opts(task.application_args[1], task.application_args[3]) }}"},

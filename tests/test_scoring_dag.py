@@ -38,8 +38,9 @@ def test_scheduled_on_validated_features_one_run_at_a_time(dag):
 
 
 def test_resolve_target_then_score_sessions_on_the_spark_connection(dag):
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
     from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    from nightshift.spark_jobs import SPARK_CONNECT_CONN_ID, SparkJobOperator
 
     assert set(dag.task_ids) == {"resolve_target", "score_sessions", "watch_champion", "trigger_retraining",
                                  "flag_suspect_predictions"}
@@ -52,8 +53,10 @@ def test_resolve_target_then_score_sessions_on_the_spark_connection(dag):
     assert dag.get_task("watch_champion").downstream_task_ids == {"trigger_retraining"}
     assert dag.get_task("trigger_retraining").partial_kwargs["trigger_dag_id"] == "nightshift_nightly"
     score = dag.get_task("score_sessions")
-    assert isinstance(score, MappedOperator) and score.operator_class is SparkSubmitOperator
+    # spark-submit to the connection's master, or a Spark Connect client when that connection exists
+    assert isinstance(score, MappedOperator) and score.operator_class is SparkJobOperator
     assert score.partial_kwargs["conn_id"] == "nightshift_spark"
+    assert score.partial_kwargs.get("connect_conn_id", SPARK_CONNECT_CONN_ID) == "nightshift_spark_connect"
     application = Path(score.partial_kwargs["application"])
     assert application == PROJECT_ROOT / "jobs" / "score.py" and application.is_file()
 
