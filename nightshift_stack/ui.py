@@ -11,13 +11,14 @@ job, as in ``make demo`` (``nightshift_stack.local``; ``NIGHTSHIFT_SPARK_CONNECT
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from nightshift.localenv import local_environment
 from nightshift.settings import load_settings
-from nightshift_stack.local import (SPARK_CONNECT_CONN_ENV, EmbeddedAirflowLock, LocalAirflowError,
+from nightshift_stack.local import (SPARK_CONNECT_CONN_ENV, EmbeddedAirflowLock, LocalAirflowError, interrupt_safe,
                                    spark_connect_connection, start_spark_connect_server, stop_spark_connect_server,
                                    wants_spark_connect)
 from nightshift_stack.stack import free_port
@@ -26,6 +27,7 @@ AIRFLOW_PORT = 8080
 MLFLOW_PORT = 5000
 
 
+@interrupt_safe
 def main() -> int:
     settings = load_settings()
     env = local_environment()
@@ -70,7 +72,19 @@ def _serve(env, passwords) -> int:
     print(f"Airflow UI: http://127.0.0.1:{AIRFLOW_PORT}  (user admin; password in {passwords}, "
           "created and printed by Airflow on its first start)")
     with EmbeddedAirflowLock(Path(env["AIRFLOW_HOME"]), "make ui (airflow standalone)"):
-        return subprocess.call(["airflow", "standalone"], env=env)
+        standalone = subprocess.Popen(["airflow", "standalone"], env=env)
+        try:
+            return standalone.wait()
+        finally:
+            # Ctrl-C reaches it too; a SIGTERM (interrupt_safe) only this process: let it stop its
+            # components as on Ctrl-C, then the finally of main() stops MLflow and the Spark server
+            if standalone.poll() is None:
+                standalone.send_signal(signal.SIGINT)
+                try:
+                    standalone.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    standalone.kill()
+                    standalone.wait()
 
 
 if __name__ == "__main__":
